@@ -1,0 +1,1 @@
+"""mmpc.completion: see the package README section in the root README."""

@@ -1,0 +1,1 @@
+"""mmpc.grpo: see the package README section in the root README."""

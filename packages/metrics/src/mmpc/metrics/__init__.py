@@ -1,0 +1,1 @@
+"""mmpc.metrics: see the package README section in the root README."""

@@ -1,0 +1,1 @@
+"""mmpc.recsys: see the package README section in the root README."""
