@@ -1,0 +1,409 @@
+"""Interaction data for the recommenders: readers, CSR splits, BPR sampling, evaluation users.
+
+Two on-disk formats are read:
+
+* **MMRec**: a folder with one ``*.inter`` file (tab-separated, header with ``userID``,
+  ``itemID`` and ``x_label`` = 0/1/2 for train/valid/test; integer ids, row i of a feature file =
+  item i) and optional ``text_feat.npy`` / ``image_feat.npy``.
+* **Catalogue** (``docs/CONTRACTS.md``): ``interactions.parquet`` with string ``user_id``,
+  ``item_id`` and ``split`` columns, plus a feature folder with ``text_feat.npy`` /
+  ``image_feat.npy`` and ``item_ids.txt`` (row order). Items are indexed in ``item_ids.txt`` order
+  (sorted ids when there is no feature folder); users in sorted order.
+
+``InteractionDataModule`` knows ``num_users``, ``num_items`` and ``feature_dims`` right after
+construction (ids are counted and ``.npy`` headers read via ``mmap_mode="r"``), so LightningCLI can
+link them into the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from mmpc.recsys.models.base import MODALITIES
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Row-compressed 0/1 matrix: row r holds ``indices[indptr[r]:indptr[r + 1]]`` (sorted)."""
+
+    indptr: Tensor  # (R + 1,) int64
+    indices: Tensor  # (nnz,) int64
+    num_cols: int
+
+    @classmethod
+    def from_pairs(cls, rows: Tensor, cols: Tensor, num_rows: int, num_cols: int) -> CSR:
+        """Build from (row, col) pairs; duplicates are kept as given."""
+        key = rows.long() * num_cols + cols.long()
+        order = torch.argsort(key)
+        counts = torch.bincount(rows.long(), minlength=num_rows)
+        indptr = torch.zeros(num_rows + 1, dtype=torch.long)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return cls(indptr, cols.long()[order].contiguous(), num_cols)
+
+    @property
+    def num_rows(self) -> int:
+        return self.indptr.numel() - 1
+
+    @property
+    def nnz(self) -> int:
+        return self.indices.numel()
+
+    def degrees(self) -> Tensor:
+        """(R,) number of entries per row."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def to(self, device: torch.device | str) -> CSR:
+        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols)
+
+    def gather(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Entries of the given rows, vectorised.
+
+        Returns:
+            ``(pos, cols)``: ``pos[k]`` is the position in ``rows`` of entry k, ``cols[k]`` its
+            column; ready for ``scores.index_put_((pos, cols), value)``.
+        """
+        starts = self.indptr[rows]  # (B,)
+        counts = self.indptr[rows + 1] - starts  # (B,)
+        pos = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), counts)
+        offsets = torch.cumsum(counts, 0) - counts  # (B,) exclusive prefix sum
+        within = torch.arange(pos.numel(), device=rows.device) - offsets[pos]
+        return pos, self.indices[starts[pos] + within]
+
+    def dense(self, rows: Tensor) -> Tensor:
+        """(B, num_cols) bool matrix of the given rows."""
+        out = torch.zeros(rows.numel(), self.num_cols, dtype=torch.bool, device=rows.device)
+        pos, cols = self.gather(rows)
+        out[pos, cols] = True
+        return out
+
+    def contains(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """(N,) bool: whether each (row, col) pair is an entry (binary search in sorted keys)."""
+        keys = self.row_ids() * self.num_cols + self.indices  # sorted by construction
+        query = rows.long() * self.num_cols + cols.long()
+        if keys.numel() == 0:
+            return torch.zeros_like(query, dtype=torch.bool)
+        idx = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
+        return keys[idx] == query
+
+    def row_ids(self) -> Tensor:
+        """(nnz,) row of every entry."""
+        return torch.repeat_interleave(
+            torch.arange(self.num_rows, device=self.indptr.device), self.degrees()
+        )
+
+
+@dataclass
+class InteractionData:
+    """Everything a recommender may read: sizes, split interactions as CSR, item features.
+
+    Attributes:
+        num_users: U; user ids are 0..U-1.
+        num_items: I; item ids are 0..I-1.
+        splits: ``{"train"|"valid"|"test": CSR (U, I)}``.
+        features: ``{"text"|"image": (I, d) float32}``; absent modalities are missing.
+        user_ids / item_ids: original ids (strings) per index, or None for MMRec data.
+    """
+
+    num_users: int
+    num_items: int
+    splits: dict[str, CSR]
+    features: dict[str, Tensor] = field(default_factory=dict)
+    user_ids: list[str] | None = None
+    item_ids: list[str] | None = None
+
+    @property
+    def train(self) -> CSR:
+        return self.splits["train"]
+
+    @property
+    def text_feat(self) -> Tensor | None:
+        return self.features.get("text")
+
+    @property
+    def image_feat(self) -> Tensor | None:
+        return self.features.get("image")
+
+    def train_edge_index(self) -> Tensor:
+        """(2, E) LongTensor of train (user, item) pairs, sorted by user then item."""
+        return torch.stack([self.train.row_ids(), self.train.indices])
+
+    def train_matrix(self) -> Tensor:
+        """(U, I) torch sparse COO matrix of train interactions (values 1.0, coalesced)."""
+        return torch.sparse_coo_tensor(
+            self.train_edge_index(),
+            torch.ones(self.train.nnz),
+            (self.num_users, self.num_items),
+        ).coalesce()
+
+    def eval_users(self, split: str) -> Tensor:
+        """(n,) users with at least one interaction in ``split``, ascending."""
+        return torch.nonzero(self.splits[split].degrees() > 0).flatten()
+
+
+def sample_negatives(
+    train: CSR, users: Tensor, pool: Tensor, generator: torch.Generator, max_rounds: int = 1000
+) -> Tensor:
+    """One negative item per user, uniform over ``pool`` minus the user's train items.
+
+    Draw for everyone, then redraw only the collisions (vectorised), as MMRec's loop does one by
+    one. ``pool`` is MMRec's candidate set: the items seen in training.
+
+    Raises:
+        ValueError: a user trained on every item of the pool (no negative exists).
+    """
+    full = train.degrees()[users] >= pool.numel()
+    if bool(full.any()):
+        bad = int(users[full][0])
+        raise ValueError(f"user {bad} trained on all {pool.numel()} items: no negative to sample")
+    neg = pool[torch.randint(pool.numel(), (users.numel(),), generator=generator)]
+    todo = torch.nonzero(train.contains(users, neg)).flatten()
+    for _ in range(max_rounds):
+        if todo.numel() == 0:
+            return neg
+        neg[todo] = pool[torch.randint(pool.numel(), (todo.numel(),), generator=generator)]
+        todo = todo[train.contains(users[todo], neg[todo])]
+    raise RuntimeError(f"negative sampling did not converge in {max_rounds} rounds")
+
+
+def _shard() -> tuple[int, int]:
+    """(rank, world size) of this DDP process; (0, 1) when not distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class BPRBatches(IterableDataset):
+    """Per-epoch shuffled train pairs with fresh negatives, as (users, pos, neg) batches.
+
+    Epoch e uses ``torch.Generator().manual_seed(seed + e)``, identical on every DDP rank; rank r
+    takes every world-th pair of the permutation. ``neg`` is absent when ``negatives`` is False.
+    """
+
+    def __init__(self, train: CSR, batch_size: int, seed: int, negatives: bool = True) -> None:
+        super().__init__()
+        self.train = train
+        self.users = train.row_ids()
+        self.items = train.indices
+        self.pool = torch.unique(self.items)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.negatives = negatives
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        _, world = _shard()
+        return math.ceil(math.ceil(self.items.numel() / world) / self.batch_size)
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        rank, world = _shard()
+        perm = torch.randperm(self.items.numel(), generator=gen)
+        users, pos = self.users[perm], self.items[perm]
+        neg = sample_negatives(self.train, users, self.pool, gen) if self.negatives else None
+        users, pos = users[rank::world], pos[rank::world]
+        neg = neg[rank::world] if neg is not None else None
+        for start in range(0, users.numel(), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            yield (users[sl], pos[sl], neg[sl]) if neg is not None else (users[sl], pos[sl])
+
+
+class EvalUsers(IterableDataset):
+    """Chunks of evaluation users (users with items in the split), sharded over DDP ranks."""
+
+    def __init__(self, users: Tensor, batch_size: int) -> None:
+        super().__init__()
+        self.users = users
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        _, world = _shard()
+        return math.ceil(math.ceil(self.users.numel() / world) / self.batch_size)
+
+    def __iter__(self):
+        rank, world = _shard()
+        mine = self.users[rank::world]
+        for start in range(0, mine.numel(), self.batch_size):
+            yield mine[start : start + self.batch_size]
+
+
+def _check_inside(folder: Path, name: str) -> Path:
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ValueError(f"{folder}: file name {name!r} leaves the folder")
+    return path
+
+
+def _npy_shape(path: Path) -> tuple[int, ...]:
+    return tuple(np.load(path, mmap_mode="r").shape)
+
+
+class InteractionDataModule(L.LightningDataModule):
+    """Interactions + item features for VBPR / BM3 / FREEDOM.
+
+    Args:
+        root: MMRec folder (one ``*.inter``) or catalogue folder (``interactions.parquet``).
+        feature_dir: folder with ``text_feat.npy`` / ``image_feat.npy`` (+ ``item_ids.txt`` for
+            the catalogue format). Default: ``root`` for MMRec, ``root/features`` for catalogues
+            (if it exists).
+        modalities: which feature files to use (a subset of ``("text", "image")``).
+        batch_size: training pairs per batch (MMRec: 2048).
+        eval_batch_size: users per evaluation chunk.
+        seed: seed of the per-epoch shuffling and negative sampling.
+        mask_valid_at_test: mask each user's validation items when ranking for test (default).
+            MMRec does not (``False`` = MMRec-compatible evaluation).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        feature_dir: str | Path | None = None,
+        modalities: tuple[str, ...] | list[str] = MODALITIES,
+        batch_size: int = 2048,
+        eval_batch_size: int = 4096,
+        seed: int = 999,
+        mask_valid_at_test: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.mask_valid_at_test = mask_valid_at_test
+        self.negatives = True
+        bad = set(modalities) - set(MODALITIES)
+        if bad:
+            raise ValueError(f"unknown modalities {sorted(bad)}; use a subset of {MODALITIES}")
+        self.modalities = tuple(modalities)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: interaction folder does not exist")
+        inter = sorted(self.root.glob("*.inter"))
+        parquet = self.root / "interactions.parquet"
+        if parquet.is_file():
+            self.format = "catalogue"
+            self._path = parquet
+            default_features = self.root / "features"
+        elif len(inter) == 1:
+            self.format = "mmrec"
+            self._path = inter[0]
+            default_features = self.root
+        else:
+            found = [p.name for p in inter]
+            raise FileNotFoundError(
+                f"{self.root}: expected interactions.parquet or exactly one *.inter file, "
+                f"found {found}"
+            )
+        self.feature_dir = Path(feature_dir) if feature_dir is not None else default_features
+        self._frame = self._read_ids()
+        self._index_ids()
+        self.feature_dims: dict[str, int] = {}
+        for modality in self.modalities:
+            path = self.feature_dir / f"{modality}_feat.npy"
+            if path.is_file():
+                shape = _npy_shape(path)
+                if len(shape) != 2 or shape[0] != self.num_items:
+                    raise ValueError(f"{path}: expected shape ({self.num_items}, d), got {shape}")
+                self.feature_dims[modality] = int(shape[1])
+        self.data: InteractionData | None = None
+
+    def _read_ids(self) -> pd.DataFrame:
+        if self.format == "mmrec":
+            frame = pd.read_csv(self._path, sep="\t", usecols=["userID", "itemID", "x_label"])
+            frame.columns = ["user", "item", "split"]
+            if not frame["split"].isin([0, 1, 2]).all():
+                raise ValueError(f"{self._path}: x_label must be 0, 1 or 2")
+            if (frame[["user", "item"]] < 0).any().any():
+                raise ValueError(f"{self._path}: negative user or item id")
+            return frame
+        frame = pd.read_parquet(self._path, columns=["user_id", "item_id", "split"])
+        frame.columns = ["user", "item", "split"]
+        unknown = set(frame["split"].unique()) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"{self._path}: unknown split values {sorted(unknown)}")
+        frame["split"] = frame["split"].map({s: i for i, s in enumerate(SPLITS)})
+        return frame
+
+    def _index_ids(self) -> None:
+        frame = self._frame
+        if self.format == "mmrec":
+            self.user_ids = self.item_ids = None
+            self.num_users = int(frame["user"].max()) + 1
+            self.num_items = int(frame["item"].max()) + 1
+            feat_rows = [
+                _npy_shape(self.feature_dir / f"{m}_feat.npy")[0]
+                for m in self.modalities
+                if (self.feature_dir / f"{m}_feat.npy").is_file()
+            ]
+            self.num_items = max([self.num_items, *feat_rows])
+            self._users = frame["user"].to_numpy(np.int64)
+            self._items = frame["item"].to_numpy(np.int64)
+            return
+        ids_file = self.feature_dir / "item_ids.txt"
+        if ids_file.is_file():
+            item_ids = ids_file.read_text(encoding="utf-8").splitlines()
+            if len(set(item_ids)) != len(item_ids):
+                raise ValueError(f"{ids_file}: duplicate item ids")
+        else:
+            item_ids = sorted(frame["item"].astype(str).unique())
+        index = pd.Index(item_ids)
+        items = index.get_indexer(frame["item"].astype(str))
+        if (items < 0).any():
+            missing = frame["item"][items < 0].iloc[0]
+            raise ValueError(f"{ids_file}: item {missing!r} of {self._path} has no feature row")
+        users = pd.Index(sorted(frame["user"].astype(str).unique()))
+        self.user_ids, self.item_ids = list(users), item_ids
+        self.num_users, self.num_items = len(users), len(item_ids)
+        self._users = users.get_indexer(frame["user"].astype(str)).astype(np.int64)
+        self._items = items.astype(np.int64)
+
+    def load(self) -> InteractionData:
+        """Read features and build the split CSRs (cached on the instance)."""
+        if self.data is not None:
+            return self.data
+        split = torch.tensor(self._frame["split"].to_numpy(np.int64))
+        users, items = torch.tensor(self._users), torch.tensor(self._items)
+        splits = {}
+        for code, name in enumerate(SPLITS):
+            keep = split == code
+            splits[name] = CSR.from_pairs(users[keep], items[keep], self.num_users, self.num_items)
+        features = {}
+        for modality in self.feature_dims:
+            path = _check_inside(self.feature_dir, f"{modality}_feat.npy")
+            array = np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+            if not np.isfinite(array).all():
+                raise ValueError(f"{path}: features contain NaN or infinite values")
+            features[modality] = torch.from_numpy(np.ascontiguousarray(array))
+        self.data = InteractionData(
+            self.num_users, self.num_items, splits, features, self.user_ids, self.item_ids
+        )
+        return self.data
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.load()
+        batches = BPRBatches(data.train, self.batch_size, self.seed, self.negatives)
+        # Sampling is vectorised and runs in the main process: the epoch counter must persist.
+        return DataLoader(batches, batch_size=None)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        users = EvalUsers(self.load().eval_users(split), self.eval_batch_size)
+        return DataLoader(users, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
