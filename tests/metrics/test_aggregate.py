@@ -1,0 +1,41 @@
+"""mean ± std: parity with numpy (population and sample std), NaN handling, formatting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmpc.metrics import mean_std
+from mmpc.metrics.aggregate import format_mean_std
+
+
+def test_matches_numpy_population_and_sample_std() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.4, 0.1, size=1000)
+    mean, std = mean_std(torch.from_numpy(values))
+    assert mean == pytest.approx(np.mean(values), rel=1e-12)
+    assert std == pytest.approx(np.std(values), rel=1e-12)  # the published code's np.std
+    _, sample_std = mean_std(values.tolist(), ddof=1)
+    assert sample_std == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+    assert sample_std != pytest.approx(std, rel=1e-6)
+
+
+def test_nan_is_ignored_and_empty_is_nan() -> None:
+    mean, std = mean_std([0.1, float("nan"), 0.3])
+    assert mean == pytest.approx(0.2)
+    assert std == pytest.approx(0.1)
+    assert all(math.isnan(v) for v in mean_std([]))
+    assert all(math.isnan(v) for v in mean_std(torch.tensor([math.nan, math.nan])))
+    mean, std = mean_std([0.5], ddof=1)
+    assert mean == 0.5 and math.isnan(std)
+
+
+def test_format_and_bad_ddof() -> None:
+    assert format_mean_std([0.1, 0.2, 0.3]) == "0.200 ± 0.082"
+    assert format_mean_std(torch.tensor([[1.0, 3.0]]), digits=1) == "2.0 ± 1.0"
+    assert format_mean_std([]) == "nan ± nan"
+    with pytest.raises(ValueError, match="ddof"):
+        mean_std([1.0], ddof=2)
