@@ -1,0 +1,100 @@
+"""The report's inputs as plain tables, independent of how a run folder stores them.
+
+Shapes (one row per unit; metric columns are floats, NaN where a metric does not apply):
+
+* ``cq``: ``completer, task, category, item_id, <metric keys>`` — per-item CQBench scores.
+* ``rec``: ``model, task, condition, kind, seed, category, recall@K, ndcg@K`` for K in
+  :data:`KS` — one RecBench test result; ``kind`` is ``"gt"`` (the ground-truth features,
+  ``condition == "ground_truth"``), ``"completer"`` or ``"imputation"``. Ground-truth rows belong
+  to both tasks (``task`` is ``"i2t"`` or ``"t2i"``, a GT run is listed once per task).
+* ``rec_users``: the same keys plus ``user_id`` and the metric columns, one row per test user
+  (the vectors behind ``rec``, paired by user for the bootstrap).
+* ``grpo_log``: a GRPO CSV log (``step`` plus reward columns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+KS = (5, 10, 20, 50)
+REC_METRICS = tuple(f"{m}@{k}" for k in KS for m in ("recall", "ndcg"))
+GT = "ground_truth"
+TASK_LABELS = {"i2t": "I→T", "t2i": "T→I"}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A CQBench metric column: its key, display label, task and direction."""
+
+    key: str
+    label: str
+    task: str
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+
+
+DEFAULT_METRICS: tuple[MetricInfo, ...] = (
+    MetricInfo("cosine", "Cosine", "i2t"),
+    MetricInfo("euclidean", "Euclidean", "i2t"),
+    MetricInfo("overlap", "Overlap", "i2t"),
+    MetricInfo("bertscore", "BERTScore", "i2t"),
+    MetricInfo("psnr", "PSNR", "t2i"),
+    MetricInfo("ssim", "SSIM", "t2i"),
+    MetricInfo("mse", "MSE", "t2i", higher_is_better=False),
+    MetricInfo("lpips", "LPIPS", "t2i", higher_is_better=False),
+    MetricInfo("clip", "CLIP", "t2i"),
+)
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One item shown side by side: the original and a completer's output (text or image)."""
+
+    item_id: str
+    category: str
+    completer: str
+    task: str
+    original_title: str
+    generated: str
+    original_image: Path | None = None
+    generated_image: Path | None = None
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows; every part is optional so a partial run still reports."""
+
+    title: str = "MMPCBench report"
+    synthetic: bool = False
+    metrics: tuple[MetricInfo, ...] = DEFAULT_METRICS
+    cq: pd.DataFrame | None = None
+    rec: pd.DataFrame | None = None
+    rec_users: pd.DataFrame | None = None
+    grpo_log: pd.DataFrame | None = None
+    gallery: list[GalleryItem] = field(default_factory=list)
+    counts: pd.DataFrame | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    stage_times: pd.DataFrame | None = None
+    heatmap_metric: str = "recall@20"
+    bootstrap_samples: int = 1000
+    seed: int = 0
+
+    def label(self, title: str) -> str:
+        """``title`` with ``(synthetic)`` appended when the catalogue is synthetic."""
+        return f"{title} (synthetic)" if self.synthetic else title
+
+    def task_metrics(self, task: str) -> list[MetricInfo]:
+        """The metrics of ``task`` that have at least one finite value in ``cq``."""
+        if self.cq is None:
+            return []
+        sub = self.cq[self.cq["task"] == task]
+        return [
+            m for m in self.metrics if m.task == task and m.key in sub and sub[m.key].notna().any()
+        ]
