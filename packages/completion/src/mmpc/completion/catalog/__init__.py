@@ -4,8 +4,10 @@
 the embedded synthetic one (the default everywhere, always labelled synthetic).
 """
 
+from mmpc.completion.catalog.amazon import load_amazon
 from mmpc.completion.catalog.format import Catalog, CatalogError, write_catalog
 from mmpc.completion.catalog.kcore import drop_repeats, kcore
+from mmpc.completion.catalog.mmrec import export_mmrec
 from mmpc.completion.catalog.splits import draw_samples, split_interactions
 from mmpc.completion.catalog.synthetic import SynthConfig, synthesize
 
@@ -15,7 +17,9 @@ __all__ = [
     "SynthConfig",
     "draw_samples",
     "drop_repeats",
+    "export_mmrec",
     "kcore",
+    "load_amazon",
     "split_interactions",
     "synthesize",
     "write_catalog",
