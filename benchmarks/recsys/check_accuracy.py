@@ -41,7 +41,8 @@ MODELS = {"vbpr": "VBPR", "bm3": "BM3", "freedom": "FREEDOM"}
 # MMRec's model-specific settings used for the reference runs.
 MODEL_KWARGS: dict[str, dict] = {
     "vbpr": {"embedding_dim": 64, "reg_weight": 1e-4},
-    "bm3": {"embedding_dim": 64, "n_layers": 1, "reg_weight": 0.1, "dropout": 0.5},
+    "bm3": {"embedding_dim": 64, "n_layers": 1, "reg_weight": 0.1, "cl_weight": 2.0,
+            "dropout": 0.5},
     "freedom": {"embedding_dim": 64, "knn_k": 10, "mm_image_weight": 0.1, "dropout": 0.8,
                 "reg_weight": 1e-4},
 }  # fmt: skip

@@ -144,6 +144,7 @@ class InteractionData:
             self.train_edge_index(),
             torch.ones(self.train.nnz),
             (self.num_users, self.num_items),
+            check_invariants=True,
         ).coalesce()
 
     def eval_users(self, split: str) -> Tensor:

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import Tensor, nn
+
+from mmpc.recsys.data import CSR, InteractionData, InteractionDataModule
+from mmpc.recsys.models.base import Recommender
+from mmpc.recsys.module import RecommenderModule, mask_scores, summarize_runs
+
+
+class FixedScores(Recommender):
+    """Scores from a fixed random (U, I) table plus one trainable scalar (so Adam has a param)."""
+
+    def __init__(self, num_users: int, num_items: int, feature_dims=None, seed: int = 0) -> None:
+        super().__init__(num_users, num_items, feature_dims)
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("table", torch.randn(num_users, num_items, generator=gen))
+        self.scale = nn.Parameter(torch.ones(()))
+        self.prepared = 0
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor | None) -> dict[str, Tensor]:
+        diff = self.table[users, pos_items] - self.table[users, neg_items]
+        return {"loss": -torch.nn.functional.logsigmoid(self.scale * diff).mean()}
+
+    def prepare_eval(self) -> None:
+        self.prepared += 1
+
+    def full_scores(self, users: Tensor) -> Tensor:
+        return self.table[users] * self.scale.abs()
+
+
+def naive_metrics(
+    data: InteractionData, scores: Tensor, split: str, masked: list[str], ks=(5, 10, 20, 50)
+) -> dict[str, float]:
+    """Per-user Python loop: mask, rank, Recall@K / NDCG@K averaged over users with targets."""
+    sums = {f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}
+    n = 0
+    for u in range(data.num_users):
+        target = set(data.splits[split].dense(torch.tensor([u]))[0].nonzero().flatten().tolist())
+        if not target:
+            continue
+        n += 1
+        row = scores[u].clone()
+        for name in masked:
+            for i in data.splits[name].dense(torch.tensor([u]))[0].nonzero().flatten().tolist():
+                row[i] = -math.inf
+        ranking = torch.argsort(row, descending=True, stable=True).tolist()
+        for k in ks:
+            hits = [1.0 if i in target else 0.0 for i in ranking[:k]]
+            sums[f"recall@{k}"] += sum(hits) / len(target)
+            dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+            idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(target))))
+            sums[f"ndcg@{k}"] += dcg / idcg
+    return {name: value / n for name, value in sums.items()}
+
+
+def test_mask_scores_matches_loop() -> None:
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = (
+        torch.randint(0, 6, (30,), generator=gen),
+        torch.randint(0, 11, (30,), generator=gen),
+    )
+    csr = CSR.from_pairs(rows, cols, 6, 11)
+    users = torch.tensor([5, 2, 2, 0])
+    scores = torch.randn(4, 11, generator=gen)
+    expected = scores.clone()
+    for b, u in enumerate(users.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            if r == u:
+                expected[b, c] = -math.inf
+    torch.testing.assert_close(mask_scores(scores.clone(), users, csr), expected)
+
+
+def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu", logger=L.pytorch.loggers.CSVLogger(tmp_path, name="", version=""),
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("mask_valid_at_test", [True, False])
+def test_full_ranking_evaluation_matches_naive_loop(
+    tiny_root: Path, tmp_path: Path, mask_valid_at_test: bool
+) -> None:
+    dm = InteractionDataModule(tiny_root, eval_batch_size=7, mask_valid_at_test=mask_valid_at_test)
+    model = FixedScores(dm.num_users, dm.num_items)
+    module = RecommenderModule(model)
+    trainer = _trainer(tmp_path)
+    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    data = dm.load()
+    ref_val = naive_metrics(data, model.table, "valid", ["train"])
+    masked = ["train", "valid"] if mask_valid_at_test else ["train"]
+    ref_test = naive_metrics(data, model.table, "test", masked)
+    for name in ref_val:
+        assert val[f"val/{name}"] == pytest.approx(ref_val[name], abs=1e-6)
+        assert test[f"test/{name}"] == pytest.approx(ref_test[name], abs=1e-6)
+    assert model.prepared == 2  # once per evaluation pass, not per chunk
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["test"]["test/recall@20"] == pytest.approx(ref_test["recall@20"], abs=1e-6)
+    assert saved["mask_valid_at_test"] is mask_valid_at_test
+
+
+def test_fit_logs_tracks_best_and_stops_early(tiny_root: Path, tmp_path: Path) -> None:
+    dm = InteractionDataModule(tiny_root, batch_size=256)
+    module = RecommenderModule(FixedScores(dm.num_users, dm.num_items), stopping_step=1)
+    trainer = _trainer(tmp_path, max_epochs=30)
+    trainer.fit(module, datamodule=dm)
+    # Scores only scale: rankings never change, so val/recall@20 never strictly improves after
+    # epoch 0 and MMRec's rule (stopping_step + 1 non-improving evaluations) stops at epoch 2.
+    assert trainer.current_epoch == 3 and module.best_epoch == 0
+    assert set(module.best_val) == {
+        f"val/{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20, 50)
+    }
+    assert "train/loss" in trainer.logged_metrics
+    assert module.model.scale.item() != 1.0  # trained
+    trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["best_epoch"] == 0 and saved["best_val"] == module.best_val
+
+
+def test_summarize_runs(tmp_path: Path) -> None:
+    paths = []
+    for i, value in enumerate([0.1, 0.2, 0.3]):
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps({"test": {"test/recall@20": value}, "best_val": {}}))
+        paths.append(path)
+    out = summarize_runs(paths)["test/recall@20"]
+    assert out["mean"] == pytest.approx(0.2) and out["std"] == pytest.approx(0.1) and out["n"] == 3
