@@ -1,0 +1,93 @@
+"""The completion stage: one completer × task over the catalogue's CQBench sample.
+
+It runs ``mmpc.completion``'s ``CompletionModule`` under ``Trainer.predict`` with the
+``CompletionDataModule`` and the ``CompletionWriter``, which appends records (and T→I renders)
+crash-safely under ``<stage>/completion/<completer>/<task>/`` and skips items already done, so a
+killed stage resumes where it stopped. Backends are built from ``{"class_path", "init_args"}``
+specs; a backend whose weights are missing makes the stage unavailable with its one-line reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mmpc.apps.bench.config import CompleterConfig
+from mmpc.apps.bench.stages import StageContext, StageUnavailableError
+
+
+def build_backend(spec: dict[str, Any], what: str) -> Any:
+    """Instantiate ``spec["class_path"](**spec["init_args"])`` (short names resolve in
+    ``mmpc.completion.backends``)."""
+    path = spec.get("class_path")
+    if not path:
+        raise ValueError(f"{what}: missing class_path")
+    module_name, _, name = str(path).rpartition(".")
+    module = importlib.import_module(module_name or "mmpc.completion.backends")
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise ValueError(f"{what}: {path!r} not found")
+    return cls(**dict(spec.get("init_args") or {}))
+
+
+def records_dir(stage_dir: Path, completer: str, task: str) -> Path:
+    """Where the writer puts ``completer``'s ``task`` records inside a complete stage folder."""
+    return stage_dir / "completion" / completer / task
+
+
+def complete_stage(spec: CompleterConfig, task: str, seed: int, accelerator: str,
+                   catalog_dir: Callable[[StageContext], Path]
+                   ) -> Callable[[StageContext], dict[str, int]]:
+    """A stage function completing ``task`` with ``spec`` (resumable through the writer)."""
+
+    def run(ctx: StageContext) -> dict[str, int]:
+        import lightning as L
+
+        from mmpc.completion.data import CompletionDataModule
+        from mmpc.completion.module import CompletionModule
+        from mmpc.completion.writer import CompletionWriter, read_records
+        from mmpc.metrics.errors import MissingWeightsError
+
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        generator = build_backend(spec.generator_spec(task), f"completer {spec.name}: generator")
+        renderer = (build_backend(spec.renderer, f"completer {spec.name}: renderer")
+                    if task == "t2i" and spec.renderer else None)
+        module = CompletionModule(spec.name, generator, task=task, renderer=renderer, seed=seed)
+        dm = CompletionDataModule(str(catalog_dir(ctx)), task=task, sample="cqbench",
+                                  batch_size=spec.batch_size)
+        dm.setup("predict")
+        out = records_dir(ctx.out, spec.name, task)
+        done = len(read_records(out)) if out.exists() else 0
+        bar = ctx.progress(total=len(dm.sample_ids), initial=done,
+                           desc=f"complete {spec.name}/{task}")
+
+        class _Bar(L.Callback):
+            def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any,
+                                     batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+                bar.update(len(batch["item_id"]))
+
+        trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[CompletionWriter(str(ctx.out)), _Bar()])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trainer.predict(module, datamodule=dm, return_predictions=False)
+        except MissingWeightsError as err:
+            raise StageUnavailableError(str(err).splitlines()[0]) from None
+        finally:
+            bar.close()
+        summary = json.loads((out / "summary.json").read_text()) if (
+            out / "summary.json").exists() else {}
+        records = read_records(out)
+        failed = sum(1 for r in records.values() if r.get("output") is None or r.get("error"))
+        ctx.notes["writer_summary"] = summary
+        return {"items": len(records), "failed": failed}
+
+    return run

@@ -1,0 +1,166 @@
+"""The bench configuration: plain dataclasses read by jsonargparse from YAML and ``--a.b=v``.
+
+Every value that changes a stage's results is part of that stage's fingerprint, so editing the
+YAML re-runs exactly the stages it affects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class CatalogConfig:
+    """Where the items come from.
+
+    Attributes:
+        preset: the embedded synthetic catalogue's preset (``tiny``, ``demo``, ``paper``).
+        seed: seed of the synthetic catalogue.
+        path: an existing catalogue folder (e.g. from ``mmpc data amazon``) used instead of the
+            synthetic one; it is read in place, never copied.
+    """
+
+    preset: str = "demo"
+    seed: int = 0
+    path: str | None = None
+
+
+@dataclass
+class CompleterConfig:
+    """One completer: a generator backend (and, for T→I, a renderer) of ``mmpc.completion``.
+
+    Attributes:
+        name: the completer's name in every table (a safe folder name).
+        tasks: ``i2t`` and/or ``t2i``.
+        generator: ``{"class_path": ..., "init_args": {...}}`` of a ``Generator`` backend.
+        renderer: the same for the T→I ``Renderer`` (required when ``t2i`` is in ``tasks``).
+        task_init_args: per task, generator ``init_args`` that override the shared ones (e.g.
+            ``max_new_tokens`` 128 for titles, 256 for prompts).
+        batch_size: items per predict batch.
+        seconds_per_item: per task, accelerator seconds per item (generation, plus the render
+            for T→I), used only by ``--dry-run``'s estimate.
+    """
+
+    name: str
+    tasks: list[str] = field(default_factory=lambda: ["i2t", "t2i"])
+    generator: dict[str, Any] = field(default_factory=dict)
+    renderer: dict[str, Any] | None = None
+    task_init_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_size: int = 8
+    seconds_per_item: dict[str, float] = field(default_factory=dict)
+
+    def generator_spec(self, task: str) -> dict[str, Any]:
+        """The generator spec for ``task``: shared ``init_args`` updated by ``task_init_args``."""
+        args = {**dict(self.generator.get("init_args") or {}),
+                **dict(self.task_init_args.get(task, {}))}
+        return {**self.generator, "init_args": args}
+
+
+@dataclass
+class CQBenchConfig:
+    """Content-quality metrics.
+
+    Attributes:
+        bertscore_model: ``"minilm"`` (the packaged all-MiniLM-L6-v2, labelled as a stand-in), a
+            local model folder (e.g. roberta-large), or None to leave BERTScore out.
+        bertscore_num_layers: layer whose embeddings BERTScore uses (None: the package default).
+        lpips: ``"st-lpips"`` (offline, labelled ST-LPIPS), ``"alex"`` (needs the torchvision
+            AlexNet file) or ``"none"``.
+        lpips_backbone: local AlexNet file for ``lpips: alex``.
+        clip_model: open_clip architecture for CLIP similarity, or None (reported unavailable).
+        clip_pretrained: open_clip tag or local checkpoint for ``clip_model``.
+        batch_size: items per metric batch.
+    """
+
+    bertscore_model: str | None = "minilm"
+    bertscore_num_layers: int | None = 6
+    lpips: str = "st-lpips"
+    lpips_backbone: str | None = None
+    clip_model: str | None = None
+    clip_pretrained: str | None = None
+    batch_size: int = 16
+
+
+@dataclass
+class FeaturesConfig:
+    """Item features for RecBench and the imputation baselines.
+
+    Attributes:
+        text_model: sentence-transformers folder (None: the packaged all-MiniLM-L6-v2).
+        image_backend: ``stlpips-alexnet`` (offline stand-in), ``open_clip``, ``timm``,
+            ``torchvision`` (see ``mmpc.recsys.features.ImageEncoder``).
+        image_model: model name for the image backend.
+        image_weights: local weights for the image backend.
+        imputation: baselines that fill the masked modality without a completer.
+        knn_k: neighbours of the ``knn`` baseline.
+    """
+
+    text_model: str | None = None
+    image_backend: str = "stlpips-alexnet"
+    image_model: str | None = None
+    image_weights: str | None = None
+    imputation: list[str] = field(default_factory=lambda: ["zeros", "mean", "knn"])
+    knn_k: int = 10
+
+
+@dataclass
+class RecModelConfig:
+    """A recommender core of ``mmpc.recsys.models`` (by class name) and its hyperparameters."""
+
+    name: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class RecBenchConfig:
+    """Recommendation benchmark.
+
+    Attributes:
+        models: the recommenders.
+        seeds: one training per seed and condition (paired with the GT run of the same seed).
+        max_epochs / stopping_step: training length and MMRec-style early stopping.
+        batch_size: BPR pairs per batch.
+        per_category: train one model per category (the paper); False trains once on the whole
+            catalogue and splits the test users by category (cheap, for small demos).
+        seconds_per_epoch: accelerator seconds per epoch (training + validation) of one
+            category, and ``expected_epochs`` the epochs a run lasts with early stopping; both
+            only feed ``--dry-run``'s estimate.
+    """
+
+    models: list[RecModelConfig] = field(default_factory=lambda: [
+        RecModelConfig("VBPR"), RecModelConfig("BM3"), RecModelConfig("FREEDOM")])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    max_epochs: int = 1000
+    stopping_step: int = 20
+    batch_size: int = 2048
+    per_category: bool = True
+    seconds_per_epoch: float = 2.0
+    expected_epochs: int = 200
+
+
+@dataclass
+class ReportConfig:
+    """Report options: gallery size, bootstrap replicates, heatmap metric, a GRPO log."""
+
+    gallery: int = 6
+    bootstrap_samples: int = 1000
+    heatmap_metric: str = "recall@20"
+    grpo_log: str | None = None
+
+
+@dataclass
+class BenchConfig:
+    """The whole study. The run folder is ``runs_dir/name``."""
+
+    name: str = "demo"
+    runs_dir: str = "runs"
+    accelerator: str = "cpu"
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    completers: list[CompleterConfig] = field(default_factory=list)
+    cqbench: CQBenchConfig = field(default_factory=CQBenchConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    recbench: RecBenchConfig = field(default_factory=RecBenchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)

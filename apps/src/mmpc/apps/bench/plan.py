@@ -1,0 +1,98 @@
+"""``mmpc bench --dry-run``: what a configuration will do, and an accelerator-hours estimate.
+
+Counts come from the configuration (and the catalogue's sample sizes: the given folder's, else
+the synthetic preset's). The estimate is ``Σ items × seconds_per_item[task]`` over completers
+and tasks, plus ``trainings × categories × expected_epochs × seconds_per_epoch`` for RecBench;
+metrics and feature extraction are left out (minutes, not hours, at the paper's scale). Every
+assumption is printed beside the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmpc.apps.bench.config import BenchConfig
+
+TASKS = ("i2t", "t2i")
+
+
+@dataclass
+class Plan:
+    """Counts and the estimate of one configuration."""
+
+    categories: int
+    items_per_task: int
+    generations: int
+    renders: int
+    conditions: dict[str, int]
+    trainings: int
+    completion_hours: float
+    recbench_hours: float
+    lines: list[str]
+
+    @property
+    def total_hours(self) -> float:
+        return self.completion_hours + self.recbench_hours
+
+
+def _sample_sizes(cfg: BenchConfig) -> tuple[int, int]:
+    """(categories, CQBench items over all categories)."""
+    if cfg.catalog.path and (Path(cfg.catalog.path) / "samples.parquet").is_file():
+        import pandas as pd
+
+        root = Path(cfg.catalog.path)
+        samples = pd.read_parquet(root / "samples.parquet")
+        items = pd.read_parquet(root / "items.parquet", columns=["item_id", "category"])
+        n = int((samples["sample"] == "cqbench").sum())
+        return int(items["category"].nunique()), n
+    from mmpc.completion.catalog import SynthConfig
+
+    synth = SynthConfig.from_preset(cfg.catalog.preset)
+    return len(synth.counts), synth.cqbench_n * len(synth.counts)
+
+
+def make_plan(cfg: BenchConfig) -> Plan:
+    """Count generations, renders and trainings of ``cfg`` and estimate accelerator hours."""
+    n_cat, n_items = _sample_sizes(cfg)
+    lines = [f"catalogue: {'folder ' + cfg.catalog.path if cfg.catalog.path else 'synthetic preset ' + cfg.catalog.preset}"  # noqa: E501
+             f" — {n_cat} categories, {n_items} CQBench items in all"]
+    generations = renders = 0
+    completion_s = 0.0
+    for comp in cfg.completers:
+        for task in comp.tasks:
+            generations += n_items
+            secs = comp.seconds_per_item.get(task, 0.0)
+            completion_s += n_items * secs
+            if task == "t2i":
+                renders += n_items
+            lines.append(f"  complete {comp.name}/{task}: {n_items} generations"
+                         + (f" + {n_items} renders" if task == "t2i" else "")
+                         + f", assumed {secs:g} s/item")
+    conds = {t: sum(task in c.tasks for c in cfg.completers) + len(cfg.features.imputation)
+             for t in TASKS}
+    runs_per_seed = 1 + sum(conds.values())
+    groups = n_cat if cfg.recbench.per_category else 1
+    trainings = len(cfg.recbench.models) * len(cfg.recbench.seeds) * runs_per_seed * groups
+    epochs = min(cfg.recbench.expected_epochs, cfg.recbench.max_epochs)
+    rec_s = trainings * epochs * cfg.recbench.seconds_per_epoch
+    lines.append(f"  recbench: {len(cfg.recbench.models)} models × {len(cfg.recbench.seeds)} "
+                 f"seed(s) × (1 GT + {conds['i2t']} I→T + {conds['t2i']} T→I conditions) × "
+                 f"{groups} {'categories' if cfg.recbench.per_category else 'pooled run'} = "
+                 f"{trainings} trainings, assumed {epochs} epochs × "
+                 f"{cfg.recbench.seconds_per_epoch:g} s")
+    return Plan(n_cat, n_items, generations, renders, conds, trainings, completion_s / 3600,
+                rec_s / 3600, lines)
+
+
+def format_plan(cfg: BenchConfig, plan: Plan) -> str:
+    """The text ``--dry-run`` prints."""
+    out = [f"plan for run '{cfg.name}' in {Path(cfg.runs_dir) / cfg.name} "
+           f"(accelerator: {cfg.accelerator})", *plan.lines,
+           f"totals: {plan.generations} generations, {plan.renders} renders, "
+           f"{plan.trainings} recommender trainings",
+           f"estimate: {plan.completion_hours:.1f} h completion + {plan.recbench_hours:.1f} h "
+           f"RecBench = {plan.total_hours:.1f} accelerator-hours (assumptions above: the config's "
+           "seconds_per_item and seconds_per_epoch × expected_epochs; CQBench metrics and "
+           "feature extraction not counted)"]
+    return "\n".join(out)

@@ -1,0 +1,170 @@
+"""Read a bench run folder into :class:`ReportInputs` (the layout of ``mmpc.apps.bench``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmpc.apps.bench.config import ReportConfig
+from mmpc.apps.bench.stages import MANIFEST, StageResult
+from mmpc.apps.report.data import (
+    DEFAULT_METRICS,
+    GT,
+    REC_METRICS,
+    GalleryItem,
+    MetricInfo,
+    ReportInputs,
+)
+
+_LABELS = {m.key: m.label for m in DEFAULT_METRICS}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _finished(stage_dir: Path) -> bool:
+    return (stage_dir / MANIFEST).is_file()
+
+
+def _catalog_root(run: Path) -> Path | None:
+    src = _read_json(run / "catalog" / "source.json")
+    if src.get("path"):
+        return Path(src["path"])
+    root = run / "catalog" / "catalogue"
+    return root if root.is_dir() else None
+
+
+def _cq(run: Path) -> tuple[pd.DataFrame | None, tuple[MetricInfo, ...], dict[str, str]]:
+    frames, infos, missing = [], {}, {}
+    for path in sorted((run / "cqbench").glob("*/*/metrics.csv")):
+        if not _finished(path.parent):
+            continue
+        frames.append(pd.read_csv(path, dtype={"item_id": str}))
+        meta = _read_json(path.parent / "metrics.json")
+        for m in meta.get("metrics", []):
+            infos[m["key"]] = MetricInfo(**m)
+        for key, reason in meta.get("unavailable", {}).items():
+            missing[f"metric {_LABELS.get(key, key)}"] = reason
+    order = [m.key for m in DEFAULT_METRICS]
+    ordered = tuple(sorted(infos.values(), key=lambda m: order.index(m.key)
+                           if m.key in order else len(order)))
+    if not frames:
+        return None, ordered or DEFAULT_METRICS, missing
+    return pd.concat(frames, ignore_index=True), ordered, missing
+
+
+def _rec(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    users_frames = []
+    base = run / "recbench"
+    tasks_with_conditions: set[str] = set()
+    for path in sorted(base.glob("*/*/*/seed*/users.csv")):
+        model, task, cond = path.parts[-5], path.parts[-4], path.parts[-3]
+        if not _finished(path.parent):
+            continue
+        kind = "imputation" if cond.startswith("imp-") else "completer"
+        frame = pd.read_csv(path, dtype={"user_id": str})
+        users_frames.append(frame.assign(model=model, task=task,
+                                         condition=cond.removeprefix("imp-"), kind=kind,
+                                         seed=int(path.parent.name.removeprefix("seed"))))
+        tasks_with_conditions.add(task)
+    for path in sorted(base.glob("*/gt/seed*/users.csv")):
+        if not _finished(path.parent):
+            continue
+        frame = pd.read_csv(path, dtype={"user_id": str})
+        for task in sorted(tasks_with_conditions):
+            users_frames.append(frame.assign(model=path.parts[-4], task=task, condition=GT,
+                                             kind="gt",
+                                             seed=int(path.parent.name.removeprefix("seed"))))
+    if not users_frames:
+        return None, None
+    users = pd.concat(users_frames, ignore_index=True)
+    keys = ["model", "task", "condition", "kind", "seed", "category"]
+    rec = users.groupby(keys, as_index=False)[list(REC_METRICS)].mean()
+    return rec, users
+
+
+def _counts(run: Path, cq: pd.DataFrame | None) -> pd.DataFrame | None:
+    rows = []
+    for rec_path in sorted((run / "complete").glob("*/*/completion/*/*/records.jsonl")):
+        stage = rec_path.parents[3]
+        if not _finished(stage):
+            continue
+        completer, task = rec_path.parts[-3], rec_path.parts[-2]
+        records = [json.loads(line) for line in rec_path.read_text().splitlines() if line]
+        parse = sum(1 for r in records if r.get("output") is None)
+        other = sum(1 for r in records if r.get("output") is not None and r.get("error"))
+        row = {"completer": completer, "task": task, "items": len(records),
+               "completed": len(records) - parse - other, "parse_failures": parse,
+               "other_errors": other}
+        if cq is not None:
+            sub = cq[(cq["completer"] == completer) & (cq["task"] == task)]
+            row["not_scored"] = int((sub["status"] != "ok").sum())
+            if task == "t2i" and "lpips" in sub:
+                row["lpips_skipped_small"] = int(((sub["status"] == "ok")
+                                                  & sub["lpips"].isna()).sum())
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(0) if rows else None
+
+
+def _gallery(run: Path, n: int) -> list[GalleryItem]:
+    root = _catalog_root(run)
+    if root is None or n <= 0 or not (root / "items.parquet").is_file():
+        return []
+    items = pd.read_parquet(root / "items.parquet").set_index("item_id", drop=False)
+    out = []
+    for rec_path in sorted((run / "complete").glob("*/*/completion/*/*/records.jsonl")):
+        completer, task = rec_path.parts[-3], rec_path.parts[-2]
+        records = [json.loads(line) for line in rec_path.read_text().splitlines() if line]
+        good = sorted((r for r in records if r.get("output")), key=lambda r: r["item_id"])
+        for r in good[:n]:
+            item = items.loc[r["item_id"]]
+            gen_img = rec_path.parent / "images" / f"{r['item_id']}.png"
+            out.append(GalleryItem(r["item_id"], str(item["category"]), completer, task,
+                                   str(item["title"]), str(r["output"]), root / str(item["image"]),
+                                   gen_img if task == "t2i" and gen_img.exists() else None))
+    return out
+
+
+def _stage_times(run: Path, status: dict[str, Any]) -> pd.DataFrame | None:
+    rows = []
+    for name, info in status.items():
+        man = _read_json(run / name / MANIFEST)
+        rows.append({"stage": name, "status": info.get("status", ""),
+                     "seconds (last run)": float(man.get("duration_s", np.nan)),
+                     "seconds (this run)": float(info.get("duration_s", np.nan))})
+    return pd.DataFrame(rows) if rows else None
+
+
+def load_run(run: Path | str, results: Sequence[StageResult] | None = None,
+             cfg: ReportConfig | None = None) -> ReportInputs:
+    """Everything the report needs from run folder ``run`` (missing parts stay None)."""
+    run = Path(run)
+    cfg = cfg or ReportConfig()
+    if results is not None:
+        status = {r.name: {"status": r.status, "reason": r.reason, "duration_s": r.duration_s}
+                  for r in results}
+    else:
+        status = _read_json(run / "status.json")
+    catalog_man = _read_json(run / "catalog" / MANIFEST)
+    synthetic = bool(catalog_man.get("notes", {}).get("synthetic", True))
+    cq, metrics, missing = _cq(run)
+    rec, users = _rec(run)
+    unavailable = {name: info["reason"] for name, info in status.items()
+                   if info.get("status") == "unavailable"}
+    unavailable.update(missing)
+    grpo = None
+    if cfg.grpo_log:
+        grpo = pd.read_csv(cfg.grpo_log)
+    config = _read_json(run / "bench_config.json")
+    return ReportInputs(
+        title=f"MMPCBench report: {config.get('name', run.name)}", synthetic=synthetic,
+        metrics=metrics, cq=cq, rec=rec, rec_users=users, grpo_log=grpo,
+        gallery=_gallery(run, cfg.gallery), counts=_counts(run, cq), unavailable=unavailable,
+        stage_times=_stage_times(run, status), heatmap_metric=cfg.heatmap_metric,
+        bootstrap_samples=cfg.bootstrap_samples)
