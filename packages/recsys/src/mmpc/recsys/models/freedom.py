@@ -30,8 +30,8 @@ Loss (BPR with ``bpr(u, p, n) = -mean log σ(u·p - u·n)``)::
 Scores: ``s(u, i) = h_u · h_i`` on the full graph ``Â``.
 
 Speed without changing the maths: projections are computed for the batch's unique items only
-(MMRec projects all items every batch; the other rows never reach the loss); the evaluation
-embeddings are propagated once per evaluation pass instead of once per user chunk.
+when they are fewer than half the items (:func:`mmpc.recsys.models.bm3.project_rows`); the
+evaluation embeddings are propagated once per evaluation pass instead of once per user chunk.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from mmpc.recsys.graph import (
     unique_edges,
 )
 from mmpc.recsys.models.base import Recommender
+from mmpc.recsys.models.bm3 import project_rows
 
 
 def bpr_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -228,7 +229,7 @@ class FREEDOM(Recommender):
         pos_idx, neg_idx = inverse.split(pos_items.numel())
         modal = torch.zeros((), device=u.device)
         for modality, proj in self.projections.items():
-            x = proj(self.table(modality)[uniq])  # (B', d)
+            x = project_rows(proj, self.table(modality), uniq)  # (B', d)
             loss_m = bpr_loss(u, x[pos_idx], x[neg_idx])
             parts[f"loss_{modality}"] = loss_m
             modal = modal + loss_m
