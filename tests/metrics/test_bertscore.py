@@ -1,0 +1,159 @@
+"""BERTScore parity with the ``bert-score`` package on the packaged MiniLM backbone."""
+
+from __future__ import annotations
+
+import bert_score as reference
+import pytest
+import torch
+from torch.testing import assert_close
+from transformers import AutoModel, AutoTokenizer
+
+from mmpc.metrics import BERTScore, MissingWeightsError
+from mmpc.metrics.functional import bert_score
+from mmpc.metrics.functional.bertscore import (
+    bert_score_idf,
+    load_backbone,
+    offline_backbone_path,
+)
+
+MINILM = str(offline_backbone_path())
+
+PREDS = [
+    "Wireless Bluetooth Headphones with Active Noise Cancelling",
+    "Café crème brûlée ramekins, set of 4",
+    "USB-C to USB-C cable 2m, 100W fast charging",
+    "the",
+    "Stainless steel kitchen knife set with wooden block",
+    "Stainless steel kitchen knife set with wooden block",  # repeated text
+    "日本語の商品名 ceramic mug",
+]
+TARGET = [
+    "Noise-cancelling over-ear Bluetooth headphones",
+    "Creme brulee ramekins (4 pack)",
+    "usb c charging cable, 2 m",
+    "Professional wireless gaming mouse with RGB lighting and 6 buttons",
+    "Kitchen knife block set, 15 pieces, stainless steel",
+    "Wooden knife block",
+    "ceramic coffee mug",
+]
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone(MINILM, num_layers=6, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def scorer() -> reference.BERTScorer:
+    return reference.BERTScorer(model_type=MINILM, num_layers=6, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference_prf(scorer: reference.BERTScorer) -> torch.Tensor:
+    # batch_size=1: bert-score's per-pair semantics, as the published code called it.
+    p, r, f = scorer.score(PREDS, TARGET, batch_size=1)
+    return torch.stack([p, r, f], dim=1)
+
+
+def test_parity_with_bert_score_package(backbone, reference_prf: torch.Tensor) -> None:
+    ours = bert_score(PREDS, TARGET, model=backbone, output="all", reduction="none", batch_size=3)
+    assert_close(ours["precision"], reference_prf[:, 0])
+    assert_close(ours["recall"], reference_prf[:, 1])
+    assert_close(ours["f1"], reference_prf[:, 2])
+    assert_close(bert_score(PREDS, TARGET, model=backbone), reference_prf[:, 2].mean())
+
+
+def test_parity_on_text_longer_than_the_model(backbone, scorer: reference.BERTScorer) -> None:
+    long_pred = ["LEGO Star Wars Millennium Falcon building kit " * 80]  # > 512 tokens
+    long_target = ["Star Wars Millennium Falcon LEGO set"]
+    assert len(backbone.tokenizer(long_pred[0])["input_ids"]) > 512
+    _, _, f = scorer.score(long_pred, long_target, batch_size=1)
+    assert_close(bert_score(long_pred, long_target, model=backbone, reduction="none"), f)
+
+
+def test_parity_with_idf(backbone, scorer: reference.BERTScorer) -> None:
+    idf_dict = reference.utils.get_idf_dict(TARGET[:5], scorer._tokenizer, nthreads=0)
+    p, r, f = reference.utils.bert_cos_score_idf(
+        scorer._model,
+        TARGET[:5],
+        PREDS[:5],
+        scorer._tokenizer,
+        idf_dict,
+        batch_size=1,
+        device="cpu",
+    ).unbind(dim=1)
+    ours = bert_score(
+        PREDS[:5], TARGET[:5], model=backbone, idf=True, output="all", reduction="none"
+    )
+    assert_close(ours["precision"], p)
+    assert_close(ours["recall"], r)
+    assert_close(ours["f1"], f)
+    idf = bert_score_idf(TARGET[:5], backbone.tokenizer)
+    assert_close(bert_score(PREDS[:5], TARGET[:5], model=backbone, idf=idf, reduction="none"), f)
+
+
+def test_callable_backbone_and_middle_layer() -> None:
+    def factory():
+        return AutoModel.from_pretrained(MINILM), AutoTokenizer.from_pretrained(MINILM)
+
+    _, _, f = reference.score(PREDS[:3], TARGET[:3], model_type=MINILM, num_layers=3, batch_size=1)
+    # From a folder the model is cut to 3 layers; a callable's model is left whole and layer 3
+    # is read from its hidden_states.
+    truncated = bert_score(PREDS[:3], TARGET[:3], model=MINILM, num_layers=3, reduction="none")
+    from_callable = bert_score(PREDS[:3], TARGET[:3], model=factory, num_layers=3, reduction="none")
+    assert_close(truncated, f)
+    assert_close(from_callable, f)
+
+
+def test_empty_and_whitespace_texts_score_zero(backbone) -> None:
+    out = bert_score(
+        ["", "   ", "red wallet", None],  # type: ignore[list-item]
+        ["red wallet", "red wallet", "\n", "red wallet"],
+        model=backbone,
+        output="all",
+        reduction="none",
+    )
+    for values in out.values():
+        assert torch.equal(values, torch.zeros(4))
+
+
+def test_class_accumulates_like_functional(backbone, reference_prf: torch.Tensor) -> None:
+    metric = BERTScore(model=backbone, reduction="none", output="all", batch_size=4)
+    metric.update(PREDS[:4], TARGET[:4])
+    metric.update(PREDS[4:], TARGET[4:])
+    got = metric.compute()
+    assert_close(got["f1"], reference_prf[:, 2])
+    assert_close(got["precision"], reference_prf[:, 0])
+    mean_f1 = BERTScore(model=backbone)
+    mean_f1.update(PREDS, TARGET)
+    assert_close(mean_f1.compute(), reference_prf[:, 2].mean())
+    idf_metric = BERTScore(model=backbone, idf=True, reduction="none")
+    idf_metric.update(PREDS[:2], TARGET[:2])
+    idf_metric.update(PREDS[2:5], TARGET[2:5])
+    expected = bert_score(PREDS[:5], TARGET[:5], model=backbone, idf=True, reduction="none")
+    assert_close(idf_metric.compute(), expected)
+    idf_metric.reset()
+    assert idf_metric._texts == ([], [])
+
+
+def test_missing_weights_are_one_clear_line(tmp_path) -> None:
+    with pytest.raises(MissingWeightsError, match=r"roberta-large.*model='/path/to/roberta-large'"):
+        load_backbone("roberta-large", cache_dir=str(tmp_path))
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        load_backbone(str(missing))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingWeightsError, match="empty"):
+        load_backbone(str(tmp_path / "empty"))
+    metric = BERTScore(model=str(missing))
+    with pytest.raises(MissingWeightsError):
+        metric.update(["a"], ["b"])
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="output"):
+        BERTScore(model=MINILM, output="bleu")
+    with pytest.raises(ValueError, match="num_layers"):
+        load_backbone(MINILM, num_layers=7, device="cpu")
+    with pytest.raises(ValueError, match="preds has 2 texts but target has 1"):
+        bert_score(["a", "b"], ["a"], model=MINILM, num_layers=6, device="cpu")
