@@ -1,0 +1,292 @@
+"""Pixel image metrics (PSNR, SSIM, MSE) computed batched in torch, and the image-pair helper.
+
+All metrics take float tensors ``(N, 3, H, W)`` with values in ``[0, 1]`` and return one value per
+item (``reduction="none"``) or their mean (``reduction="mean"``). They are computed in float64 and
+equal scikit-image's ``mean_squared_error``, ``peak_signal_noise_ratio(data_range=1)`` and
+``structural_similarity(win_size=7, channel_axis=-1, data_range=1.0)`` on the same ``(H, W, 3)``
+arrays (see ``tests/metrics/test_image.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from mmpc.metrics.errors import ImageReadError
+
+Reduction = Literal["mean", "none"]
+ImageLike = Image.Image | str | os.PathLike[str]
+
+_COMPUTE_DTYPE = torch.float64
+_SSIM_K1 = 0.01
+_SSIM_K2 = 0.03
+_SSIM_CHUNK = 16
+
+
+def _check_pair(preds: Tensor, target: Tensor, min_side: int = 1) -> None:
+    """Raise one-line ``ValueError`` unless both are float ``(N, 3, H, W)`` tensors of one shape."""
+    if preds.shape != target.shape:
+        raise ValueError(
+            f"preds and target must have the same shape, got {tuple(preds.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    if preds.ndim != 4 or preds.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(preds.shape)}")
+    if not (preds.is_floating_point() and target.is_floating_point()):
+        raise ValueError(f"expected float tensors in [0, 1], got {preds.dtype} and {target.dtype}")
+    if min(preds.shape[-2:]) < min_side:
+        raise ValueError(
+            f"images of {preds.shape[-2]}x{preds.shape[-1]} px are smaller than the "
+            f"{min_side} px this metric needs"
+        )
+
+
+def _reduce(values: Tensor, reduction: Reduction) -> Tensor:
+    if reduction == "none":
+        return values
+    if reduction == "mean":
+        return values.mean()
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def _mse_update(preds: Tensor, target: Tensor) -> Tensor:
+    """Per-item mean squared error ``mean_{c,h,w} (x - y)^2`` in float64, shape ``(N,)``."""
+    _check_pair(preds, target)
+    diff = preds.to(_COMPUTE_DTYPE) - target.to(_COMPUTE_DTYPE)  # (N, 3, H, W)
+    return diff.square().flatten(1).mean(dim=1)  # (N,)
+
+
+def _psnr_compute(mse: Tensor, data_range: float = 1.0, max_db: float | None = None) -> Tensor:
+    """``PSNR = 10 log10(R^2 / MSE)``; ``+inf`` where ``MSE == 0`` unless capped at ``max_db``."""
+    psnr = 10.0 * torch.log10(data_range**2 / mse)  # division by 0 gives +inf, as scikit-image
+    if max_db is not None:
+        psnr = psnr.clamp(max=max_db)
+    return psnr
+
+
+def mean_squared_error(preds: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Mean squared error per image pair.
+
+    ``MSE(x, y) = 1/(3HW) * sum_{c,h,w} (x_chw - y_chw)^2``, equal to scikit-image's
+    ``mean_squared_error`` on the ``(H, W, 3)`` arrays.
+
+    Args:
+        preds: generated images ``(N, 3, H, W)`` in ``[0, 1]``.
+        target: reference images, same shape.
+        reduction: ``"mean"`` over items or ``"none"`` for the ``(N,)`` per-item values.
+
+    Returns:
+        A float64 scalar, or a float64 ``(N,)`` tensor.
+    """
+    return _reduce(_mse_update(preds, target), reduction)
+
+
+def peak_signal_noise_ratio(
+    preds: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    reduction: Reduction = "mean",
+    max_db: float | None = None,
+) -> Tensor:
+    """Peak signal-to-noise ratio per image pair, in dB.
+
+    ``PSNR(x, y) = 10 * log10(R^2 / MSE(x, y))`` with ``R = data_range`` (1 for ``[0, 1]``
+    images), equal to scikit-image's ``peak_signal_noise_ratio(data_range=1)``.
+
+    Identical images have ``MSE = 0`` and, like scikit-image (and so the published numbers),
+    ``PSNR = +inf``. The mean over items is then ``+inf`` too: it is the reference's value, and
+    it says plainly that an item was a copy. Pass ``max_db`` (e.g. 100) to cap each item's value
+    instead, which keeps means and standard deviations finite.
+
+    Args:
+        preds: generated images ``(N, 3, H, W)`` in ``[0, 1]``.
+        target: reference images, same shape.
+        data_range: ``R``, the span of possible pixel values.
+        reduction: ``"mean"`` over items or ``"none"`` for the ``(N,)`` per-item values.
+        max_db: optional cap applied to each item's PSNR before reduction.
+
+    Returns:
+        A float64 scalar, or a float64 ``(N,)`` tensor.
+    """
+    return _reduce(_psnr_compute(_mse_update(preds, target), data_range, max_db), reduction)
+
+
+def _ssim_update(
+    preds: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 7
+) -> Tensor:
+    """Per-item SSIM, shape ``(N,)``, with a uniform window as scikit-image (see the public twin).
+
+    A ``win_size`` x ``win_size`` mean without padding visits exactly the windows that lie
+    wholly inside the image, i.e. the valid area scikit-image keeps after cropping
+    ``(win_size - 1) // 2`` pixels from each border.
+    """
+    _check_pair(preds, target, min_side=win_size)
+    if win_size % 2 != 1 or win_size < 3:
+        raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
+    # Chunks bound the float64 working set (15 maps per item) for large batches.
+    chunks = [
+        _ssim_chunk(p, t, data_range, win_size)
+        for p, t in zip(preds.split(_SSIM_CHUNK), target.split(_SSIM_CHUNK), strict=True)
+    ]
+    return torch.cat(chunks)  # (N,)
+
+
+def _ssim_chunk(preds: Tensor, target: Tensor, data_range: float, win_size: int) -> Tensor:
+    x = preds.to(_COMPUTE_DTYPE)  # (n, 3, H, W)
+    y = target.to(_COMPUTE_DTYPE)
+    n = x.shape[0]
+    # One pool over the five maps at once: x, y, x², y², xy.
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (n, 15, H, W)
+    # The uniform window is separable: a 1 x w then a w x 1 mean (2w instead of w² adds).
+    pooled = F.avg_pool2d(maps, kernel_size=(1, win_size), stride=1)  # (n, 15, H, W-w+1)
+    pooled = F.avg_pool2d(pooled, kernel_size=(win_size, 1), stride=1)  # (n, 15, h, w)
+    ux, uy, uxx, uyy, uxy = pooled.chunk(5, dim=1)  # each (n, 3, h, w)
+    n_px = win_size * win_size
+    cov_norm = n_px / (n_px - 1)  # sample covariance, as scikit-image's default
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1 = (_SSIM_K1 * data_range) ** 2
+    c2 = (_SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (
+        (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    )  # (n, 3, h, w)
+    return ssim_map.reshape(n, 3, -1).mean(dim=2).mean(dim=1)  # (n,)
+
+
+def structural_similarity(
+    preds: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    win_size: int = 7,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Structural similarity per image pair, exactly as scikit-image's default SSIM.
+
+    Per channel, with window means ``u``, sample (co)variances ``v`` over a uniform
+    ``w x w`` window (``w = win_size = 7``, ``v = w²/(w²-1) * (E[ab] - E[a]E[b])``),
+    ``C1 = (0.01 R)^2`` and ``C2 = (0.03 R)^2``::
+
+        S = (2 ux uy + C1)(2 vxy + C2) / ((ux² + uy² + C1)(vx + vy + C2))
+
+    averaged over the valid windows (borders of ``(w-1)/2`` px cropped), then over the three
+    channels. This is ``structural_similarity(a, b, win_size=7, channel_axis=-1,
+    data_range=1.0)`` of scikit-image (``gaussian_weights=False``, ``K1=0.01``, ``K2=0.03``).
+
+    Args:
+        preds: generated images ``(N, 3, H, W)`` in ``[0, 1]``, ``H, W >= win_size``.
+        target: reference images, same shape.
+        data_range: ``R``, the span of possible pixel values.
+        win_size: odd side of the uniform window.
+        reduction: ``"mean"`` over items or ``"none"`` for the ``(N,)`` per-item values.
+
+    Returns:
+        A float64 scalar, or a float64 ``(N,)`` tensor.
+    """
+    return _reduce(_ssim_update(preds, target, data_range, win_size), reduction)
+
+
+def _open_image(image: ImageLike) -> Image.Image:
+    """Return a fully decoded PIL image, raising ``ImageReadError`` naming a bad file."""
+    if isinstance(image, Image.Image):
+        return image
+    path = Path(image)
+    try:
+        with Image.open(path) as opened:
+            opened.load()  # decode now: a truncated file fails here, not later
+            return ImageOps.exif_transpose(opened)
+    except FileNotFoundError:
+        raise ImageReadError(f"image file {path} does not exist") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ImageReadError(f"cannot read image file {path}: {reason}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to 8-bit RGB.
+
+    - transparent modes (RGBA, LA, PA, RGBa, P or L with a transparency key) are composited on
+      **white**, the usual background of product photos;
+    - 16/32-bit grey (``I;16*``, ``I``) is scaled from ``[0, 65535]`` and float grey (``F``) from
+      ``[0, 1]`` to 8 bits (PIL's own ``convert`` would clip them at 255 / 1);
+    - everything else (L, 1, P, CMYK, YCbCr, LAB, HSV) uses PIL's ``convert("RGB")``.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scaled = values if mode == "F" else values / 65535.0
+        grey = np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode in ("P", "L") and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.mode == "RGBA":
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _to_tensor(image: Image.Image) -> Tensor:
+    array = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+
+
+def prepare_image_pair(generated: ImageLike, reference: ImageLike) -> tuple[Tensor, Tensor]:
+    """Turn a generated image and its reference into metric inputs.
+
+    Both are read (a path or a PIL image; EXIF orientation applied), converted to RGB with
+    :func:`to_rgb` (transparency composited on white), and the generated image is resized to the
+    reference's size with PIL's bilinear filter, as the protocol prescribes. Values are
+    ``uint8 / 255`` in ``[0, 1]``.
+
+    Args:
+        generated: the completed (generated) image.
+        reference: the original image; its size is kept.
+
+    Returns:
+        ``(preds, target)``, two float32 tensors of shape ``(1, 3, H_ref, W_ref)``.
+
+    Raises:
+        ImageReadError: a file is missing, truncated or not an image (the message names it).
+    """
+    ref = to_rgb(_open_image(reference))
+    gen = to_rgb(_open_image(generated))
+    if gen.size != ref.size:
+        gen = gen.resize(ref.size, resample=Image.Resampling.BILINEAR)
+    return _to_tensor(gen), _to_tensor(ref)
+
+
+def prepare_image_pairs(pairs: Sequence[tuple[ImageLike, ImageLike]]) -> tuple[Tensor, Tensor]:
+    """Stack many ``(generated, reference)`` pairs into one ``(N, 3, H, W)`` batch each.
+
+    Every reference must have the same size (generated images are resized to it). Pairs with
+    references of different sizes cannot share a tensor: score them one by one with
+    :func:`prepare_image_pair` (or group them by size), which gives the same per-item values.
+
+    Raises:
+        ValueError: the list is empty or a reference's size differs from the first one's.
+        ImageReadError: a file cannot be read (the message names it).
+    """
+    if not pairs:
+        raise ValueError("prepare_image_pairs needs at least one (generated, reference) pair")
+    preds, target = [], []
+    for index, (generated, reference) in enumerate(pairs):
+        p, t = prepare_image_pair(generated, reference)
+        if target and t.shape != target[0].shape:
+            raise ValueError(
+                f"pair {index}: reference is {t.shape[-1]}x{t.shape[-2]} px but pair 0's is "
+                f"{target[0].shape[-1]}x{target[0].shape[-2]} px; score different sizes per item"
+            )
+        preds.append(p)
+        target.append(t)
+    return torch.cat(preds), torch.cat(target)
