@@ -154,15 +154,24 @@ def _save_image_atomic(image: Image.Image, path: Path) -> None:
         raise
 
 
-def merge_records(out: Path, order: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Rewrite ``records.jsonl`` with every record once (in ``order`` first), drop the parts."""
+def merge_records(
+    out: Path, order: Iterable[str] | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Rewrite ``records.jsonl`` with every record once (in ``order`` first), drop the parts.
+
+    Returns:
+        the merged records, and the number of records each part file held (``{"rank0": n}``).
+    """
+    per_part = {p.stem: len(read_jsonl(p)[0]) for p in _sources(out)[1:]}
     records = read_records(out)
     ids = [i for i in (order or []) if i in records]
     ids += sorted(set(records) - set(ids))
     _atomic_write_text(out / RECORDS, "".join(json.dumps(records[i]) + "\n" for i in ids))
     for part in _sources(out)[1:]:
         part.unlink(missing_ok=True)
-    return records
+    if (out / PARTS).is_dir() and not any((out / PARTS).iterdir()):
+        (out / PARTS).rmdir()
+    return records, per_part
 
 
 class CompletionWriter(BasePredictionWriter):
@@ -172,7 +181,7 @@ class CompletionWriter(BasePredictionWriter):
     own part file, and hands the ids already done to the DataModule (``skip_items``), which then
     leaves them out. On a successful ``teardown`` rank 0 merges the parts and writes
     ``summary.json``: ``{"total", "done_this_run", "skipped", "failed_parses", "sample_size",
-    "missing"}``.
+    "missing", "merged_parts"}`` (``merged_parts``: records per part file merged by this run).
 
     Args:
         run_dir: the run folder.
@@ -195,7 +204,8 @@ class CompletionWriter(BasePredictionWriter):
         fingerprint = pl_module.fingerprint()
         if rank == 0:
             (out / PARTS).mkdir(parents=True, exist_ok=True)
-            (out / IMAGES).mkdir(exist_ok=True)
+            if task == "t2i":
+                (out / IMAGES).mkdir(exist_ok=True)
             cfg_path = out / RUN_CONFIG
             if cfg_path.is_file():
                 stored = json.loads(cfg_path.read_text())
@@ -251,7 +261,7 @@ class CompletionWriter(BasePredictionWriter):
         trainer.strategy.barrier("mmpc-writer-merge")
         if trainer.global_rank == 0:
             sample = list(getattr(trainer.datamodule, "sample_ids", []))
-            records = merge_records(self.out, sample)
+            records, per_part = merge_records(self.out, sample)
             in_sample = (
                 [records[i] for i in sample if i in records] if sample else list(records.values())
             )
@@ -264,6 +274,7 @@ class CompletionWriter(BasePredictionWriter):
                 "failed_parses": sum(r.get("error") is not None for r in in_sample),
                 "sample_size": len(sample),
                 "missing": sum(i not in records for i in sample),
+                "merged_parts": per_part,
             }
             _atomic_write_text(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
             log.info("completion summary: %s", summary)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendContext",
+    "BackendError",
     "Generator",
     "Renderer",
     "Request",
@@ -47,6 +48,10 @@ _DTYPES = {
     "bfloat16": torch.bfloat16,
     "float32": torch.float32,
 }
+
+
+class BackendError(ValueError):
+    """A backend cannot run as configured on this machine (one line: which key, what to change)."""
 
 
 @dataclass(frozen=True)
@@ -128,11 +133,17 @@ class Renderer(ABC):
         return {"class": type(self).__name__, **_public_settings(self)}
 
 
+# Settings that change speed or where files live, never the outputs.
+_NOT_IDENTITY = frozenset({"batch_size", "allow_download", "cache_dir"})
+
+
 def _public_settings(obj: object) -> dict[str, Any]:
     return {
         k: v
         for k, v in vars(obj).items()
-        if not k.startswith("_") and isinstance(v, str | int | float | bool | dict | list | None)
+        if not k.startswith("_")
+        and k not in _NOT_IDENTITY
+        and isinstance(v, str | int | float | bool | dict | list | None)
     }
 
 

@@ -18,6 +18,7 @@ import torch
 
 from mmpc.completion.backends.base import (
     BackendContext,
+    BackendError,
     Generator,
     Request,
     missing_weights,
@@ -91,7 +92,7 @@ class MLLMBackend(Generator):
             model_kwargs["attn_implementation"] = self.attn_implementation
         if self.quantization == "nf4":
             if ctx.device.type != "cuda":
-                raise ValueError(
+                raise BackendError(
                     f"{ctx.config_key}: 4-bit nf4 quantisation needs a CUDA device (got "
                     f"{ctx.device}); set quantization: none to run unquantised"
                 )

@@ -165,6 +165,7 @@ class RetrievalTitleBaseline(Generator):
         features: ``"stlpips-alexnet"`` or ``"color-histogram"`` (see the module docstring).
         exclude: ``"sample"`` (references are items outside the evaluated sample) or ``"self"``.
         batch_size: images per encoder call when indexing references.
+        image_size: side of the square input of the ST-LPIPS AlexNet encoder.
     """
 
     input_format = "item"
@@ -175,8 +176,10 @@ class RetrievalTitleBaseline(Generator):
         features: Literal["stlpips-alexnet", "color-histogram"] = "stlpips-alexnet",
         exclude: Exclude = "sample",
         batch_size: int = 32,
+        image_size: int = 224,
     ) -> None:
         self.features = features
+        self.image_size = image_size
         self.exclude = exclude
         self.batch_size = batch_size
         self._encoder: Any = None
@@ -188,7 +191,7 @@ class RetrievalTitleBaseline(Generator):
         if self._ref_feats is not None:
             return
         self._encoder = (
-            STLPIPSAlexNetEncoder(ctx.device)
+            STLPIPSAlexNetEncoder(ctx.device, self.image_size)
             if self.features == "stlpips-alexnet"
             else ColorHistogramEncoder()
         )
