@@ -96,9 +96,28 @@ def test_unavailable_stage_propagates_and_is_not_cached(tmp_path: Path) -> None:
         [Stage("clip", missing), Stage("sum", _sum_stage(calls), inputs=("clip",))]
     )
     assert [r.status for r in res] == ["unavailable", "unavailable"]
-    assert res[1].reason == "needs clip (CLIP weights not configured)"
+    assert res[1].reason == "needs clip, which is unavailable"
     assert calls == []
     assert not (tmp_path / "clip" / MANIFEST).exists()
+
+
+def test_failing_stage_is_reported_and_others_still_run(tmp_path: Path) -> None:
+    def broken(ctx: StageContext) -> None:
+        raise ZeroDivisionError("division by zero in stage")
+
+    calls: list[str] = []
+    runner = StageRunner(tmp_path, show_progress=False, log=lambda _: None)
+    res = runner.run_all(
+        [
+            Stage("broken", broken),
+            Stage("after", _sum_stage(calls), inputs=("broken",)),
+            Stage("squares", _square_stage(calls)),
+        ]
+    )
+    assert [r.status for r in res] == ["failed", "unavailable", "ran"]
+    assert res[0].reason.startswith("failed: ZeroDivisionError: division by zero in stage")
+    assert "Traceback" in (tmp_path / "broken.partial" / "error.txt").read_text()
+    assert calls == ["squares"]
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/../b", "a/.partial", "x.partial", "a b", "/abs"])

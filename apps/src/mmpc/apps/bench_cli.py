@@ -34,11 +34,15 @@ def default_config() -> Path | None:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="mmpc bench", description=__doc__.splitlines()[0],
-                            default_config_files=[])
+    parser = ArgumentParser(
+        prog="mmpc bench", description=__doc__.splitlines()[0], default_config_files=[]
+    )
     parser.add_argument("--config", action=ActionConfigFile, help="a bench YAML")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the plan (generations, renders, trainings, hours) and exit")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (generations, renders, trainings, hours) and exit",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_class_arguments(BenchConfig, None)
     return parser
@@ -69,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     from mmpc.apps.bench.pipeline import run_bench
 
     report, results = run_bench(cfg, show_progress=not quiet)
-    missing = [r for r in results if r.status == "unavailable"]
+    missing = [r for r in results if r.status in ("unavailable", "failed")]
     print(f"report: {report}")
     if missing:
-        print(f"{len(missing)} stage(s) unavailable on this machine (listed in the report)")
+        print(f"{len(missing)} stage(s) unavailable or failed (listed in the report)")
     return 0
 
 

@@ -40,9 +40,13 @@ def records_dir(stage_dir: Path, completer: str, task: str) -> Path:
     return stage_dir / "completion" / completer / task
 
 
-def complete_stage(spec: CompleterConfig, task: str, seed: int, accelerator: str,
-                   catalog_dir: Callable[[StageContext], Path]
-                   ) -> Callable[[StageContext], dict[str, int]]:
+def complete_stage(
+    spec: CompleterConfig,
+    task: str,
+    seed: int,
+    accelerator: str,
+    catalog_dir: Callable[[StageContext], Path],
+) -> Callable[[StageContext], dict[str, int]]:
     """A stage function completing ``task`` with ``spec`` (resumable through the writer)."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -56,25 +60,42 @@ def complete_stage(spec: CompleterConfig, task: str, seed: int, accelerator: str
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.ERROR)
         generator = build_backend(spec.generator_spec(task), f"completer {spec.name}: generator")
-        renderer = (build_backend(spec.renderer, f"completer {spec.name}: renderer")
-                    if task == "t2i" and spec.renderer else None)
+        renderer = (
+            build_backend(spec.renderer, f"completer {spec.name}: renderer")
+            if task == "t2i" and spec.renderer
+            else None
+        )
         module = CompletionModule(spec.name, generator, task=task, renderer=renderer, seed=seed)
-        dm = CompletionDataModule(str(catalog_dir(ctx)), task=task, sample="cqbench",
-                                  batch_size=spec.batch_size)
+        dm = CompletionDataModule(
+            str(catalog_dir(ctx)), task=task, sample="cqbench", batch_size=spec.batch_size
+        )
         dm.setup("predict")
         out = records_dir(ctx.out, spec.name, task)
         done = len(read_records(out)) if out.exists() else 0
-        bar = ctx.progress(total=len(dm.sample_ids), initial=done,
-                           desc=f"complete {spec.name}/{task}")
+        bar = ctx.progress(
+            total=len(dm.sample_ids), initial=done, desc=f"complete {spec.name}/{task}"
+        )
 
         class _Bar(L.Callback):
-            def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any,
-                                     batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            def on_predict_batch_end(
+                self,
+                trainer: Any,
+                pl_module: Any,
+                outputs: Any,
+                batch: Any,
+                batch_idx: int,
+                dataloader_idx: int = 0,
+            ) -> None:
                 bar.update(len(batch["item_id"]))
 
-        trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False,
-                            enable_progress_bar=False, enable_model_summary=False,
-                            callbacks=[CompletionWriter(str(ctx.out)), _Bar()])
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[CompletionWriter(str(ctx.out)), _Bar()],
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -83,8 +104,11 @@ def complete_stage(spec: CompleterConfig, task: str, seed: int, accelerator: str
             raise StageUnavailableError(str(err).splitlines()[0]) from None
         finally:
             bar.close()
-        summary = json.loads((out / "summary.json").read_text()) if (
-            out / "summary.json").exists() else {}
+        summary = (
+            json.loads((out / "summary.json").read_text())
+            if (out / "summary.json").exists()
+            else {}
+        )
         records = read_records(out)
         failed = sum(1 for r in records.values() if r.get("output") is None or r.get("error"))
         ctx.notes["writer_summary"] = summary

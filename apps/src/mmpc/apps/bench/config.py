@@ -52,8 +52,10 @@ class CompleterConfig:
 
     def generator_spec(self, task: str) -> dict[str, Any]:
         """The generator spec for ``task``: shared ``init_args`` updated by ``task_init_args``."""
-        args = {**dict(self.generator.get("init_args") or {}),
-                **dict(self.task_init_args.get(task, {}))}
+        args = {
+            **dict(self.generator.get("init_args") or {}),
+            **dict(self.task_init_args.get(task, {})),
+        }
         return {**self.generator, "init_args": args}
 
 
@@ -130,8 +132,13 @@ class RecBenchConfig:
             only feed ``--dry-run``'s estimate.
     """
 
-    models: list[RecModelConfig] = field(default_factory=lambda: [
-        RecModelConfig("VBPR"), RecModelConfig("BM3"), RecModelConfig("FREEDOM")])
+    models: list[RecModelConfig] = field(
+        default_factory=lambda: [
+            RecModelConfig("VBPR"),
+            RecModelConfig("BM3"),
+            RecModelConfig("FREEDOM"),
+        ]
+    )
     seeds: list[int] = field(default_factory=lambda: [0])
     max_epochs: int = 1000
     stopping_step: int = 20

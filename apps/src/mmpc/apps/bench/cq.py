@@ -40,18 +40,32 @@ def metric_infos(cfg: CQBenchConfig) -> tuple[list[MetricInfo], dict[str, str]]:
     infos = [base["cosine"], base["euclidean"], base["overlap"]]
     missing: dict[str, str] = {}
     if cfg.bertscore_model == "minilm":
-        infos.append(MetricInfo("bertscore", "BERTScore (MiniLM)", "i2t", True,
-                                "all-MiniLM-L6-v2 layer 6 stands in for roberta-large offline; "
-                                "not comparable with published BERTScore"))
+        infos.append(
+            MetricInfo(
+                "bertscore",
+                "BERTScore (MiniLM)",
+                "i2t",
+                True,
+                "all-MiniLM-L6-v2 layer 6 stands in for roberta-large offline; "
+                "not comparable with published BERTScore",
+            )
+        )
     elif cfg.bertscore_model:
         infos.append(base["bertscore"])
     else:
         missing["bertscore"] = "BERTScore not configured (cqbench.bertscore_model is null)"
     infos += [base["psnr"], base["ssim"], base["mse"]]
     if cfg.lpips == "st-lpips":
-        infos.append(MetricInfo("lpips", "ST-LPIPS", "t2i", False,
-                                "shift-tolerant LPIPS (stlpips-pytorch) stands in for LPIPS; "
-                                "not comparable with published LPIPS"))
+        infos.append(
+            MetricInfo(
+                "lpips",
+                "ST-LPIPS",
+                "t2i",
+                False,
+                "shift-tolerant LPIPS (stlpips-pytorch) stands in for LPIPS; "
+                "not comparable with published LPIPS",
+            )
+        )
     elif cfg.lpips == "alex":
         infos.append(base["lpips"])
     else:
@@ -59,8 +73,10 @@ def metric_infos(cfg: CQBenchConfig) -> tuple[list[MetricInfo], dict[str, str]]:
     if cfg.clip_model:
         infos.append(base["clip"])
     else:
-        missing["clip"] = ("CLIP similarity unavailable offline: no CLIP weights configured "
-                           "(set cqbench.clip_model and cqbench.clip_pretrained)")
+        missing["clip"] = (
+            "CLIP similarity unavailable offline: no CLIP weights configured "
+            "(set cqbench.clip_model and cqbench.clip_pretrained)"
+        )
     return infos, missing
 
 
@@ -70,16 +86,26 @@ def text_scores(preds: list[str], refs: list[str], cfg: CQBenchConfig) -> dict[s
     from mmpc.metrics.functional.text import tfidf_pair_scores
 
     pairs = [tfidf_pair_scores(p, r) for p, r in zip(preds, refs, strict=True)]
-    out = {"cosine": [c for c, _ in pairs], "euclidean": [e for _, e in pairs],
-           "overlap": token_overlap(preds, refs, reduction="none").tolist()}
+    out = {
+        "cosine": [c for c, _ in pairs],
+        "euclidean": [e for _, e in pairs],
+        "overlap": token_overlap(preds, refs, reduction="none").tolist(),
+    }
     if cfg.bertscore_model:
         from mmpc.metrics.functional import bert_score
         from mmpc.metrics.functional.bertscore import offline_backbone_path
 
-        model = (str(offline_backbone_path()) if cfg.bertscore_model == "minilm"
-                 else cfg.bertscore_model)
-        out["bertscore"] = bert_score(preds, refs, model=model, num_layers=cfg.bertscore_num_layers,
-                                      reduction="none", batch_size=cfg.batch_size).tolist()
+        model = (
+            str(offline_backbone_path()) if cfg.bertscore_model == "minilm" else cfg.bertscore_model
+        )
+        out["bertscore"] = bert_score(
+            preds,
+            refs,
+            model=model,
+            num_layers=cfg.bertscore_num_layers,
+            reduction="none",
+            batch_size=cfg.batch_size,
+        ).tolist()
     return out
 
 
@@ -136,9 +162,13 @@ def image_scores(gen: list[Path], refs: list[Path], cfg: CQBenchConfig) -> dict[
     return out
 
 
-def cqbench_stage(cfg: CQBenchConfig, completer: str, task: str, catalog_dir: Callable[
-        [StageContext], Path], records_dir: Callable[[StageContext], Path]
-                  ) -> Callable[[StageContext], dict[str, int]]:
+def cqbench_stage(
+    cfg: CQBenchConfig,
+    completer: str,
+    task: str,
+    catalog_dir: Callable[[StageContext], Path],
+    records_dir: Callable[[StageContext], Path],
+) -> Callable[[StageContext], dict[str, int]]:
     """A stage function scoring ``completer``'s ``task`` outputs against the catalogue."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -152,35 +182,52 @@ def cqbench_stage(cfg: CQBenchConfig, completer: str, task: str, catalog_dir: Ca
         keys = [m.key for m in infos if m.task == task]
         log = ItemLog(ctx.out / "log.jsonl")
         todo = [i for i in sorted(records) if i not in log.done()]
-        bar = ctx.progress(total=len(records), initial=len(records) - len(todo),
-                           desc=f"cqbench {completer}/{task}")
+        bar = ctx.progress(
+            total=len(records), initial=len(records) - len(todo), desc=f"cqbench {completer}/{task}"
+        )
         for start in range(0, len(todo), cfg.batch_size):
-            chunk = todo[start:start + cfg.batch_size]
+            chunk = todo[start : start + cfg.batch_size]
             rows = _score_chunk(chunk, records, catalog, out_dir, task, cfg)
             for item_id, row in zip(chunk, rows, strict=True):
-                log.append({"completer": completer, "task": task, "item_id": item_id,
-                            "category": str(catalog.items.at[item_id, "category"]),
-                            **{k: row.get(k, math.nan) for k in keys},
-                            "status": row["status"]})
+                log.append(
+                    {
+                        "completer": completer,
+                        "task": task,
+                        "item_id": item_id,
+                        "category": str(catalog.items.at[item_id, "category"]),
+                        **{k: row.get(k, math.nan) for k in keys},
+                        "status": row["status"],
+                    }
+                )
             bar.update(len(chunk))
         bar.close()
         n = log.finalize(ctx.out / "items.jsonl")
-        frame = pd.DataFrame(log.records(), columns=["completer", "task", "category", "item_id",
-                                                     "status", *keys])
+        frame = pd.DataFrame(
+            log.records(), columns=["completer", "task", "category", "item_id", "status", *keys]
+        )
         atomic_write_text(ctx.out / "metrics.csv", frame.to_csv(index=False))
         (ctx.out / "items.jsonl").unlink()
-        atomic_write_json(ctx.out / "metrics.json", {
-            "metrics": [vars(m) for m in infos if m.task == task],
-            "unavailable": {k: v for k, v in missing.items() if METRIC_TASK[k] == task},
-        })
+        atomic_write_json(
+            ctx.out / "metrics.json",
+            {
+                "metrics": [vars(m) for m in infos if m.task == task],
+                "unavailable": {k: v for k, v in missing.items() if METRIC_TASK[k] == task},
+            },
+        )
         ok = int((frame["status"] == "ok").sum())
         return {"items": n, "scored": ok, "not_scored": n - ok}
 
     return run
 
 
-def _score_chunk(chunk: list[str], records: dict[str, dict[str, Any]], catalog: Any,
-                 out_dir: Path, task: str, cfg: CQBenchConfig) -> list[dict[str, Any]]:
+def _score_chunk(
+    chunk: list[str],
+    records: dict[str, dict[str, Any]],
+    catalog: Any,
+    out_dir: Path,
+    task: str,
+    cfg: CQBenchConfig,
+) -> list[dict[str, Any]]:
     from mmpc.completion.writer import image_path
 
     rows: list[dict[str, Any]] = []

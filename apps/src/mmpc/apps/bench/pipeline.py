@@ -57,14 +57,22 @@ def _catalog_stage(cfg: BenchConfig) -> Stage:
 
         if cfg.catalog.path:
             cat = Catalog.open(cfg.catalog.path)
-            atomic_write_json(ctx.out / "source.json", {"path": str(Path(cfg.catalog.path)
-                                                                     .resolve()),
-                                                        "hashes": cat.manifest.get("hashes")})
+            atomic_write_json(
+                ctx.out / "source.json",
+                {
+                    "path": str(Path(cfg.catalog.path).resolve()),
+                    "hashes": cat.manifest.get("hashes"),
+                },
+            )
         else:
             cat = synthesize(cfg.catalog.preset, cfg.catalog.seed, ctx.out / "catalogue")
         ctx.notes["synthetic"] = cat.is_synthetic
-        return {"items": len(cat.items), "interactions": len(cat.interactions),
-                "categories": len(cat.categories), "cqbench": len(cat.sample("cqbench"))}
+        return {
+            "items": len(cat.items),
+            "interactions": len(cat.interactions),
+            "categories": len(cat.categories),
+            "cqbench": len(cat.sample("cqbench")),
+        }
 
     config = asdict(cfg.catalog)
     if cfg.catalog.path:
@@ -92,55 +100,86 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
     for comp in cfg.completers:
         for task in comp.tasks:
             name = f"complete/{comp.name}/{task}"
-            stages.append(Stage(name, complete_stage(comp, task, cfg.catalog.seed, cfg.accelerator,
-                                                     cat_dir),
-                                {"completer": asdict(comp), "task": task}, ("catalog",)))
+            stages.append(
+                Stage(
+                    name,
+                    complete_stage(comp, task, cfg.catalog.seed, cfg.accelerator, cat_dir),
+                    {"completer": asdict(comp), "task": task},
+                    ("catalog",),
+                )
+            )
 
-            def rec_dir(ctx: StageContext, n: str = name, c: str = comp.name, t: str = task
-                        ) -> Path:
+            def rec_dir(
+                ctx: StageContext, n: str = name, c: str = comp.name, t: str = task
+            ) -> Path:
                 return records_dir(ctx.inputs[n], c, t)
 
-            stages.append(Stage(f"cqbench/{comp.name}/{task}",
-                                cqbench_stage(cfg.cqbench, comp.name, task, cat_dir, rec_dir),
-                                asdict(cfg.cqbench), ("catalog", name)))
+            stages.append(
+                Stage(
+                    f"cqbench/{comp.name}/{task}",
+                    cqbench_stage(cfg.cqbench, comp.name, task, cat_dir, rec_dir),
+                    asdict(cfg.cqbench),
+                    ("catalog", name),
+                )
+            )
     feat_cfg = asdict(cfg.features)
-    stages.append(Stage("features/gt", gt_features_stage(cfg.features, cat_dir),
-                        {k: feat_cfg[k] for k in ("text_model", "image_backend", "image_model",
-                                                  "image_weights")}, ("catalog",)))
+    stages.append(
+        Stage(
+            "features/gt",
+            gt_features_stage(cfg.features, cat_dir),
+            {
+                k: feat_cfg[k]
+                for k in ("text_model", "image_backend", "image_model", "image_weights")
+            },
+            ("catalog",),
+        )
+    )
     for task in TASKS:
         for cond, kind in conditions(cfg, task):
             if kind == "completer":
                 cname = f"complete/{cond}/{task}"
 
-                def rec_dir(ctx: StageContext, n: str = cname, c: str = cond, t: str = task
-                            ) -> Path:
+                def rec_dir(
+                    ctx: StageContext, n: str = cname, c: str = cond, t: str = task
+                ) -> Path:
                     return records_dir(ctx.inputs[n], c, t)
 
                 fn = completer_condition_stage(cfg.features, task, cat_dir, rec_dir)
                 inputs: tuple[str, ...] = ("catalog", "features/gt", cname)
             else:
-                fn = imputation_condition_stage(cfg.features, task, cond.removeprefix("imp-"),
-                                                cat_dir)
+                fn = imputation_condition_stage(
+                    cfg.features, task, cond.removeprefix("imp-"), cat_dir
+                )
                 inputs = ("catalog", "features/gt")
-            stages.append(Stage(f"features/{task}/{cond}", fn, {"features": feat_cfg,
-                                                                "task": task}, inputs))
+            stages.append(
+                Stage(f"features/{task}/{cond}", fn, {"features": feat_cfg, "task": task}, inputs)
+            )
     rec_cfg = asdict(cfg.recbench)
-    shared = {k: rec_cfg[k] for k in ("max_epochs", "stopping_step", "batch_size",
-                                      "per_category")}
+    shared = {k: rec_cfg[k] for k in ("max_epochs", "stopping_step", "batch_size", "per_category")}
     for spec in cfg.recbench.models:
         for seed in cfg.recbench.seeds:
             base = {"model": asdict(spec), "seed": seed, **shared}
-            stages.append(Stage(f"recbench/{spec.name}/gt/seed{seed}",
-                                recbench_stage(spec, cfg.recbench, seed, cfg.accelerator,
-                                               cat_dir, None),
-                                base, ("catalog", "features/gt")))
+            stages.append(
+                Stage(
+                    f"recbench/{spec.name}/gt/seed{seed}",
+                    recbench_stage(spec, cfg.recbench, seed, cfg.accelerator, cat_dir, None),
+                    base,
+                    ("catalog", "features/gt"),
+                )
+            )
             for task in TASKS:
                 for cond, _ in conditions(cfg, task):
                     fstage = f"features/{task}/{cond}"
-                    stages.append(Stage(f"recbench/{spec.name}/{task}/{cond}/seed{seed}",
-                                        recbench_stage(spec, cfg.recbench, seed, cfg.accelerator,
-                                                       cat_dir, fstage),
-                                        base, ("catalog", "features/gt", fstage)))
+                    stages.append(
+                        Stage(
+                            f"recbench/{spec.name}/{task}/{cond}/seed{seed}",
+                            recbench_stage(
+                                spec, cfg.recbench, seed, cfg.accelerator, cat_dir, fstage
+                            ),
+                            base,
+                            ("catalog", "features/gt", fstage),
+                        )
+                    )
     return stages
 
 
@@ -155,14 +194,25 @@ def run_bench(cfg: BenchConfig, show_progress: bool = True) -> tuple[Path, list[
     runner = StageRunner(rdir, show_progress=show_progress)
     start = time.perf_counter()
     results = [runner.run(stage) for stage in build_stages(cfg)]
-    atomic_write_json(rdir / "status.json", {r.name: {"status": r.status, "reason": r.reason,
-                                                      "duration_s": round(r.duration_s, 3),
-                                                      "counts": r.counts} for r in results})
+    atomic_write_json(
+        rdir / "status.json",
+        {
+            r.name: {
+                "status": r.status,
+                "reason": r.reason,
+                "duration_s": round(r.duration_s, 3),
+                "counts": r.counts,
+            }
+            for r in results
+        },
+    )
     t0 = time.perf_counter()
     inputs = load_run(rdir, results, cfg.report)
     files = write_report(inputs, rdir / "report")
-    runner.log(f"[stage] report: done in {time.perf_counter() - t0:.1f} s "
-               f"(tables={len(files.tables)}, figures={len(files.figures)})")
+    runner.log(
+        f"[stage] report: done in {time.perf_counter() - t0:.1f} s "
+        f"(tables={len(files.tables)}, figures={len(files.figures)})"
+    )
     runner.log(f"[bench] finished in {time.perf_counter() - start:.1f} s; report: {files.html}")
     return files.html, results
 

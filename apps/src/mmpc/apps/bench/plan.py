@@ -55,8 +55,10 @@ def _sample_sizes(cfg: BenchConfig) -> tuple[int, int]:
 def make_plan(cfg: BenchConfig) -> Plan:
     """Count generations, renders and trainings of ``cfg`` and estimate accelerator hours."""
     n_cat, n_items = _sample_sizes(cfg)
-    lines = [f"catalogue: {'folder ' + cfg.catalog.path if cfg.catalog.path else 'synthetic preset ' + cfg.catalog.preset}"  # noqa: E501
-             f" — {n_cat} categories, {n_items} CQBench items in all"]
+    lines = [
+        f"catalogue: {'folder ' + cfg.catalog.path if cfg.catalog.path else 'synthetic preset ' + cfg.catalog.preset}"  # noqa: E501
+        f" — {n_cat} categories, {n_items} CQBench items in all"
+    ]
     generations = renders = 0
     completion_s = 0.0
     for comp in cfg.completers:
@@ -66,33 +68,51 @@ def make_plan(cfg: BenchConfig) -> Plan:
             completion_s += n_items * secs
             if task == "t2i":
                 renders += n_items
-            lines.append(f"  complete {comp.name}/{task}: {n_items} generations"
-                         + (f" + {n_items} renders" if task == "t2i" else "")
-                         + f", assumed {secs:g} s/item")
-    conds = {t: sum(task in c.tasks for c in cfg.completers) + len(cfg.features.imputation)
-             for t in TASKS}
+            lines.append(
+                f"  complete {comp.name}/{task}: {n_items} generations"
+                + (f" + {n_items} renders" if task == "t2i" else "")
+                + f", assumed {secs:g} s/item"
+            )
+    conds = {
+        t: sum(task in c.tasks for c in cfg.completers) + len(cfg.features.imputation)
+        for t in TASKS
+    }
     runs_per_seed = 1 + sum(conds.values())
     groups = n_cat if cfg.recbench.per_category else 1
     trainings = len(cfg.recbench.models) * len(cfg.recbench.seeds) * runs_per_seed * groups
     epochs = min(cfg.recbench.expected_epochs, cfg.recbench.max_epochs)
     rec_s = trainings * epochs * cfg.recbench.seconds_per_epoch
-    lines.append(f"  recbench: {len(cfg.recbench.models)} models × {len(cfg.recbench.seeds)} "
-                 f"seed(s) × (1 GT + {conds['i2t']} I→T + {conds['t2i']} T→I conditions) × "
-                 f"{groups} {'categories' if cfg.recbench.per_category else 'pooled run'} = "
-                 f"{trainings} trainings, assumed {epochs} epochs × "
-                 f"{cfg.recbench.seconds_per_epoch:g} s")
-    return Plan(n_cat, n_items, generations, renders, conds, trainings, completion_s / 3600,
-                rec_s / 3600, lines)
+    lines.append(
+        f"  recbench: {len(cfg.recbench.models)} models × {len(cfg.recbench.seeds)} "
+        f"seed(s) × (1 GT + {conds['i2t']} I→T + {conds['t2i']} T→I conditions) × "
+        f"{groups} {'categories' if cfg.recbench.per_category else 'pooled run'} = "
+        f"{trainings} trainings, assumed {epochs} epochs × "
+        f"{cfg.recbench.seconds_per_epoch:g} s"
+    )
+    return Plan(
+        n_cat,
+        n_items,
+        generations,
+        renders,
+        conds,
+        trainings,
+        completion_s / 3600,
+        rec_s / 3600,
+        lines,
+    )
 
 
 def format_plan(cfg: BenchConfig, plan: Plan) -> str:
     """The text ``--dry-run`` prints."""
-    out = [f"plan for run '{cfg.name}' in {Path(cfg.runs_dir) / cfg.name} "
-           f"(accelerator: {cfg.accelerator})", *plan.lines,
-           f"totals: {plan.generations} generations, {plan.renders} renders, "
-           f"{plan.trainings} recommender trainings",
-           f"estimate: {plan.completion_hours:.1f} h completion + {plan.recbench_hours:.1f} h "
-           f"RecBench = {plan.total_hours:.1f} accelerator-hours (assumptions above: the config's "
-           "seconds_per_item and seconds_per_epoch × expected_epochs; CQBench metrics and "
-           "feature extraction not counted)"]
+    out = [
+        f"plan for run '{cfg.name}' in {Path(cfg.runs_dir) / cfg.name} "
+        f"(accelerator: {cfg.accelerator})",
+        *plan.lines,
+        f"totals: {plan.generations} generations, {plan.renders} renders, "
+        f"{plan.trainings} recommender trainings",
+        f"estimate: {plan.completion_hours:.1f} h completion + {plan.recbench_hours:.1f} h "
+        f"RecBench = {plan.total_hours:.1f} accelerator-hours (assumptions above: the config's "
+        "seconds_per_item and seconds_per_epoch × expected_epochs; CQBench metrics and "
+        "feature extraction not counted)",
+    ]
     return "\n".join(out)

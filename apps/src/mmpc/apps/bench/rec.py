@@ -57,8 +57,9 @@ def _image_encoder(cfg: FeaturesConfig) -> Any:
     return ImageEncoder(cfg.image_backend, cfg.image_model, cfg.image_weights)
 
 
-def gt_features_stage(cfg: FeaturesConfig, catalog_dir: Callable[[StageContext], Path]
-                      ) -> Callable[[StageContext], dict[str, int]]:
+def gt_features_stage(
+    cfg: FeaturesConfig, catalog_dir: Callable[[StageContext], Path]
+) -> Callable[[StageContext], dict[str, int]]:
     """Encode every item's title and cover (resumable chunks inside the stage folder)."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -76,22 +77,28 @@ def gt_features_stage(cfg: FeaturesConfig, catalog_dir: Callable[[StageContext],
 def load_feature_folder(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     """``item_ids`` and ``{modality: (I, d) float32}`` of a feature folder."""
     ids = (folder / "item_ids.txt").read_text(encoding="utf-8").splitlines()
-    feats = {m: np.load(folder / f"{m}_feat.npy", allow_pickle=False)
-             for m in ("text", "image") if (folder / f"{m}_feat.npy").is_file()}
+    feats = {
+        m: np.load(folder / f"{m}_feat.npy", allow_pickle=False)
+        for m in ("text", "image")
+        if (folder / f"{m}_feat.npy").is_file()
+    }
     return ids, feats
 
 
-def _write_rows(ctx: StageContext, ids: list[str], rows: np.ndarray, modality: str,
-                info: dict[str, Any]) -> None:
+def _write_rows(
+    ctx: StageContext, ids: list[str], rows: np.ndarray, modality: str, info: dict[str, Any]
+) -> None:
     np.save(ctx.out / "rows.npy", np.ascontiguousarray(rows, dtype=np.float32))
     atomic_write_text(ctx.out / "item_ids.txt", "\n".join(ids) + "\n")
     atomic_write_json(ctx.out / "condition.json", {"modality": modality, **info})
 
 
-def completer_condition_stage(cfg: FeaturesConfig, task: str,
-                              catalog_dir: Callable[[StageContext], Path],
-                              records_dir: Callable[[StageContext], Path]
-                              ) -> Callable[[StageContext], dict[str, int]]:
+def completer_condition_stage(
+    cfg: FeaturesConfig,
+    task: str,
+    catalog_dir: Callable[[StageContext], Path],
+    records_dir: Callable[[StageContext], Path],
+) -> Callable[[StageContext], dict[str, int]]:
     """Encode a completer's outputs for the masked items (failed items get a zero row)."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -123,27 +130,37 @@ def completer_condition_stage(cfg: FeaturesConfig, task: str,
                 parts = []
                 for start in range(0, len(ok), 32):
                     ims = []
-                    for i in ok[start:start + 32]:
+                    for i in ok[start : start + 32]:
                         with Image.open(image_path(out_dir, i)) as im:
                             ims.append(im.convert("RGB"))
                     parts.append(enc.encode(ims))
                 vecs = np.concatenate(parts)
-        dim = vecs.shape[1] if vecs is not None else int(np.load(
-            ctx.inputs["features/gt"] / f"{modality}_feat.npy", mmap_mode="r").shape[1])
+        dim = (
+            vecs.shape[1]
+            if vecs is not None
+            else int(
+                np.load(ctx.inputs["features/gt"] / f"{modality}_feat.npy", mmap_mode="r").shape[1]
+            )
+        )
         rows = np.zeros((len(masked), dim), dtype=np.float32)
         pos = {i: k for k, i in enumerate(masked)}
         for k, item_id in enumerate(ok):
             rows[pos[item_id]] = vecs[k]
-        _write_rows(ctx, masked, rows, modality, {"kind": "completer", "failed_zero_rows":
-                                                  len(masked) - len(ok)})
+        _write_rows(
+            ctx,
+            masked,
+            rows,
+            modality,
+            {"kind": "completer", "failed_zero_rows": len(masked) - len(ok)},
+        )
         return {"masked": len(masked), "completed": len(ok), "failed": len(masked) - len(ok)}
 
     return run
 
 
-def imputation_condition_stage(cfg: FeaturesConfig, task: str, method: str,
-                               catalog_dir: Callable[[StageContext], Path]
-                               ) -> Callable[[StageContext], dict[str, int]]:
+def imputation_condition_stage(
+    cfg: FeaturesConfig, task: str, method: str, catalog_dir: Callable[[StageContext], Path]
+) -> Callable[[StageContext], dict[str, int]]:
     """Fill the masked items' modality with an imputation baseline of ``mmpc.recsys``."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -151,7 +168,8 @@ def imputation_condition_stage(cfg: FeaturesConfig, task: str, method: str,
             from mmpc.recsys.conditions import impute
         except ImportError as err:
             raise StageUnavailableError(
-                f"imputation baselines need mmpc.recsys.conditions ({err})") from None
+                f"imputation baselines need mmpc.recsys.conditions ({err})"
+            ) from None
         from mmpc.completion.catalog import Catalog
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
@@ -161,18 +179,25 @@ def imputation_condition_stage(cfg: FeaturesConfig, task: str, method: str,
         index = {i: k for k, i in enumerate(ids)}
         mask = np.zeros(len(ids), dtype=bool)
         mask[[index[i] for i in masked]] = True
-        filled = impute(method, feats[modality], mask, other=feats[OTHER_MODALITY[modality]],
-                        k=cfg.knn_k)
+        filled = impute(
+            method, feats[modality], mask, other=feats[OTHER_MODALITY[modality]], k=cfg.knn_k
+        )
         rows = np.asarray(filled)[mask]
-        _write_rows(ctx, [ids[k] for k in np.flatnonzero(mask)], rows, modality,
-                    {"kind": "imputation", "method": method})
+        _write_rows(
+            ctx,
+            [ids[k] for k in np.flatnonzero(mask)],
+            rows,
+            modality,
+            {"kind": "imputation", "method": method},
+        )
         return {"masked": int(mask.sum())}
 
     return run
 
 
-def condition_features(gt_dir: Path, cond_dir: Path | None) -> tuple[list[str],
-                                                                       dict[str, np.ndarray]]:
+def condition_features(
+    gt_dir: Path, cond_dir: Path | None
+) -> tuple[list[str], dict[str, np.ndarray]]:
     """GT features with the condition's rows swapped in (``cond_dir`` None: plain GT)."""
     ids, feats = load_feature_folder(gt_dir)
     if cond_dir is None:
@@ -191,8 +216,10 @@ def _model(spec: RecModelConfig, dm: Any) -> Any:
 
     cls = getattr(models, spec.name, None)
     if cls is None:
-        raise ValueError(f"recbench.models: unknown recommender {spec.name!r} "
-                         f"(mmpc.recsys.models has {models.__all__})")
+        raise ValueError(
+            f"recbench.models: unknown recommender {spec.name!r} "
+            f"(mmpc.recsys.models has {models.__all__})"
+        )
     return cls(dm.num_users, dm.num_items, dm.feature_dims, **spec.hparams)
 
 
@@ -210,7 +237,7 @@ def per_user_metrics(module: Any, dm: Any) -> pd.DataFrame:
     with torch.no_grad():
         model.prepare_eval()
         for start in range(0, users.numel(), 1024):
-            chunk = users[start:start + 1024]
+            chunk = users[start : start + 1024]
             scores = model.full_scores(chunk).float()  # (B, I)
             excluded = [data.splits["train"]]
             if dm.mask_valid_at_test:
@@ -227,8 +254,15 @@ def per_user_metrics(module: Any, dm: Any) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)[["user_id", *REC_METRICS]]
 
 
-def train_one(spec: RecModelConfig, rcfg: RecBenchConfig, data_dir: Path, feat_dir: Path,
-              work: Path, seed: int, accelerator: str) -> tuple[dict[str, Any], pd.DataFrame]:
+def train_one(
+    spec: RecModelConfig,
+    rcfg: RecBenchConfig,
+    data_dir: Path,
+    feat_dir: Path,
+    work: Path,
+    seed: int,
+    accelerator: str,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Train + test one recommender; returns (metrics payload, per-user frame)."""
     import lightning as L
 
@@ -236,13 +270,27 @@ def train_one(spec: RecModelConfig, rcfg: RecBenchConfig, data_dir: Path, feat_d
     from mmpc.recsys.module import RecommenderModule
 
     L.seed_everything(seed, workers=True, verbose=False)
-    dm = InteractionDataModule(data_dir, feature_dir=feat_dir, batch_size=rcfg.batch_size,
-                               seed=seed)
-    module = RecommenderModule(_model(spec, dm), lr=spec.lr, weight_decay=spec.weight_decay,
-                               ks=KS, stopping_step=rcfg.stopping_step)
-    trainer = L.Trainer(max_epochs=rcfg.max_epochs, accelerator=accelerator, devices=1,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, default_root_dir=str(work), deterministic=False)
+    dm = InteractionDataModule(
+        data_dir, feature_dir=feat_dir, batch_size=rcfg.batch_size, seed=seed
+    )
+    module = RecommenderModule(
+        _model(spec, dm),
+        lr=spec.lr,
+        weight_decay=spec.weight_decay,
+        ks=KS,
+        stopping_step=rcfg.stopping_step,
+    )
+    trainer = L.Trainer(
+        max_epochs=rcfg.max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(work),
+        deterministic=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, datamodule=dm)
@@ -251,11 +299,16 @@ def train_one(spec: RecModelConfig, rcfg: RecBenchConfig, data_dir: Path, feat_d
     for metric in ("recall@20", "ndcg@20"):
         mean = float(np.nanmean(users[metric].to_numpy()))
         if abs(mean - float(test[f"test/{metric}"])) > 1e-4:
-            raise RuntimeError(f"{work}: per-user {metric} mean {mean:.6f} differs from the "
-                               f"module's test value {test[f'test/{metric}']:.6f}")
-    payload = {"test": {k.split("/", 1)[1]: float(v) for k, v in test.items()},
-               "best_val": {k: float(v) for k, v in module.best_val.items()},
-               "best_epoch": int(module.best_epoch), "epochs_run": int(trainer.current_epoch)}
+            raise RuntimeError(
+                f"{work}: per-user {metric} mean {mean:.6f} differs from the "
+                f"module's test value {test[f'test/{metric}']:.6f}"
+            )
+    payload = {
+        "test": {k.split("/", 1)[1]: float(v) for k, v in test.items()},
+        "best_val": {k: float(v) for k, v in module.best_val.items()},
+        "best_epoch": int(module.best_epoch),
+        "epochs_run": int(trainer.current_epoch),
+    }
     return payload, users
 
 
@@ -264,9 +317,14 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def recbench_stage(spec: RecModelConfig, rcfg: RecBenchConfig, seed: int, accelerator: str,
-                   catalog_dir: Callable[[StageContext], Path], cond_stage: str | None
-                   ) -> Callable[[StageContext], dict[str, int]]:
+def recbench_stage(
+    spec: RecModelConfig,
+    rcfg: RecBenchConfig,
+    seed: int,
+    accelerator: str,
+    catalog_dir: Callable[[StageContext], Path],
+    cond_stage: str | None,
+) -> Callable[[StageContext], dict[str, int]]:
     """Train/test ``spec`` on the condition's features, per category (resumable by category)."""
 
     def run(ctx: StageContext) -> dict[str, int]:
@@ -275,8 +333,9 @@ def recbench_stage(spec: RecModelConfig, rcfg: RecBenchConfig, seed: int, accele
 
         _quiet_lightning()
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
-        ids, feats = condition_features(ctx.inputs["features/gt"],
-                                        ctx.inputs[cond_stage] if cond_stage else None)
+        ids, feats = condition_features(
+            ctx.inputs["features/gt"], ctx.inputs[cond_stage] if cond_stage else None
+        )
         inter = catalog.interactions
         item_cat = catalog.items["category"]
         groups = catalog.categories if rcfg.per_category else ["all"]
@@ -290,8 +349,11 @@ def recbench_stage(spec: RecModelConfig, rcfg: RecBenchConfig, seed: int, accele
             work = ctx.out / "work" / group
             if work.exists():
                 shutil.rmtree(work)
-            sub = inter if group == "all" else inter[item_cat.loc[inter["item_id"]].to_numpy()
-                                                     == group]
+            sub = (
+                inter
+                if group == "all"
+                else inter[item_cat.loc[inter["item_id"]].to_numpy() == group]
+            )
             data_dir = work / "data"
             data_dir.mkdir(parents=True)
             sub.to_parquet(data_dir / "interactions.parquet", index=False)
@@ -299,11 +361,17 @@ def recbench_stage(spec: RecModelConfig, rcfg: RecBenchConfig, seed: int, accele
             pos = {i: k for k, i in enumerate(ids)}
             rows = [pos[i] for i in keep]
             write_feature_folder(work / "features", keep, {m: f[rows] for m, f in feats.items()})
-            payload, users = train_one(spec, rcfg, data_dir, work / "features", work / "train",
-                                       seed, ctx_accelerator(accelerator))
+            payload, users = train_one(
+                spec,
+                rcfg,
+                data_dir,
+                work / "features",
+                work / "train",
+                seed,
+                ctx_accelerator(accelerator),
+            )
             if group == "all":
-                first = sub.merge(item_cat.rename("category"), left_on="item_id",
-                                  right_index=True)
+                first = sub.merge(item_cat.rename("category"), left_on="item_id", right_index=True)
                 major = first.groupby("user_id")["category"].agg(lambda s: s.mode().iloc[0])
                 users["category"] = users["user_id"].map(major)
             else:

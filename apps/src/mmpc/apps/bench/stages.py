@@ -16,6 +16,8 @@ Contract of a stage ``S`` of run folder ``R``:
   whose manifest carries the current inputs fingerprint is skipped.
 * A stage that cannot run here raises :class:`StageUnavailableError` with a one-line reason; it
   is not cached (tried again next time) and every stage that needs it becomes unavailable too.
+  A stage that raises anything else is ``failed``: its traceback goes to ``error.txt`` in its
+  partial folder, the stages that need it are unavailable, the others still run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -252,7 +255,7 @@ class Stage:
 
 @dataclass
 class StageResult:
-    """How one stage ended: ``status`` is ``ran``, ``skipped`` or ``unavailable``."""
+    """How one stage ended: ``ran``, ``skipped``, ``unavailable`` or ``failed`` (an error)."""
 
     name: str
     status: str
@@ -304,13 +307,19 @@ class StageRunner:
         )
 
     def run(self, stage: Stage) -> StageResult:
-        """Run one stage unless its manifest is current; never raises StageUnavailableError."""
+        """Run one stage unless its manifest is current.
+
+        A stage's own errors come back as ``failed`` results, never raised (KeyboardInterrupt and
+        SystemExit pass through).
+        """
         start = time.perf_counter()
         missing = [
-            d for d in stage.inputs if d in self.results and self.results[d].status == "unavailable"
+            d
+            for d in stage.inputs
+            if d in self.results and self.results[d].status in ("unavailable", "failed")
         ]
         if missing:
-            reason = f"needs {missing[0]} ({self.results[missing[0]].reason})"
+            reason = f"needs {missing[0]}, which is {self.results[missing[0]].status}"
             return self._finish(StageResult(stage.name, "unavailable", 0.0, reason=reason))
         fingerprint = self.fingerprint(stage)
         final = self.path(stage.name)
@@ -346,6 +355,13 @@ class StageRunner:
                     StageResult(
                         stage.name, "unavailable", time.perf_counter() - start, reason=str(err)
                     )
+                )
+            except Exception as err:  # a broken stage must not hide the others' results
+                atomic_write_text(partial / "error.txt", traceback.format_exc())
+                first = (str(err).splitlines() or [""])[0]
+                reason = f"failed: {type(err).__name__}: {first} (see {partial / 'error.txt'})"
+                return self._finish(
+                    StageResult(stage.name, "failed", time.perf_counter() - start, reason=reason)
                 )
             duration = time.perf_counter() - start
             atomic_write_json(
@@ -388,6 +404,7 @@ class StageRunner:
             "ran": f"done in {result.duration_s:.1f} s",
             "skipped": "skipped (up to date)",
             "unavailable": f"unavailable: {result.reason}",
+            "failed": result.reason,
         }[result.status]
         self.log(f"[stage] {result.name}: {detail}" + (f" ({counts})" if counts else ""))
         return result
