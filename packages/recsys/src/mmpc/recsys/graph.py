@@ -33,6 +33,9 @@ from tqdm.auto import tqdm
 EPS_DEGREE = 1e-7
 """MMRec adds this to every degree before ``deg^{-1/2}`` (avoids division by zero)."""
 
+MULTINOMIAL_MAX = 2**24
+"""Most categories ``torch.multinomial`` accepts; larger draws use the Gumbel-top-k trick."""
+
 
 def to_sparse(indices: Tensor, values: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Wrap coalesced ``(indices, values)`` as a torch sparse COO matrix (no copy, no sorting).
@@ -165,7 +168,7 @@ def _sample_without_replacement(
     ``torch.multinomial`` (what MMRec calls) handles up to 2^24 categories; beyond that the
     Gumbel-top-k trick draws from the same distribution: ``argtop_num(log w + Gumbel)``.
     """
-    if weights.numel() <= 2**24:
+    if weights.numel() <= MULTINOMIAL_MAX:
         return torch.multinomial(weights, num, replacement=False, generator=generator)
     uniform = torch.rand(weights.shape, generator=generator, device=weights.device)
     gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-20)))
