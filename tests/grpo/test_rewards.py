@@ -52,7 +52,7 @@ def test_minilm_embeddings_match_sentence_transformers(minilm: SentenceEmbedder)
 
 
 def test_title_similarity_reward(minilm: SentenceEmbedder) -> None:
-    reward = TitleSimilarityReward(encoder=minilm, scale=2.0)
+    reward = TitleSimilarityReward(scale=2.0, encoder=minilm)
     truth = ["Red ceramic coffee mug", "Red ceramic coffee mug", "Red ceramic coffee mug"]
     values = reward(
         ['{"title": "Red ceramic coffee mug"}', '{"title": "Laptop battery charger"}', "oops"],

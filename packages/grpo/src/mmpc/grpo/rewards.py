@@ -36,6 +36,7 @@ from mmpc.metrics.errors import MissingWeightsError
 __all__ = [
     "ImageSimilarityReward",
     "JsonFormatReward",
+    "Reward",
     "RewardCombiner",
     "RewardFn",
     "TitleSimilarityReward",
@@ -81,12 +82,22 @@ def _values(completions: Sequence[str], key: str) -> list[str | None]:
     return [parse_answer(c, key).value for c in completions]
 
 
-class JsonFormatReward:
+class Reward:
+    """Base of the configurable rewards: ``reward(completions, **columns) -> list[float]``.
+
+    Any plain function with that signature works wherever a reward is expected; subclasses of
+    this class can also be named in YAML (``class_path`` + ``init_args``).
+    """
+
+    def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
+        raise NotImplementedError(f"{type(self).__name__} does not define __call__")
+
+
+class JsonFormatReward(Reward):
     """1.0 when the answer parses with ``key`` holding a non-empty string, else 0.0."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str = "title") -> None:
         self.key = key
-        self.__name__ = "json_format"
 
     def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
         return [0.0 if v is None else 1.0 for v in _values(completions, self.key)]
@@ -122,26 +133,36 @@ class SentenceEmbedder:
         return F.normalize(pooled.float(), dim=-1)
 
 
-class TitleSimilarityReward:
+class TitleSimilarityReward(Reward):
     """``scale · cos(e(generated), e(true))`` for i2t; 0 for answers that do not parse.
 
     Args:
-        encoder: texts → ``(N, D)`` embeddings; default the packaged all-MiniLM-L6-v2.
+        model: sentence-encoder folder (default the packaged all-MiniLM-L6-v2), loaded on the
+            first call.
         scale: the paper's 2.
         key: the JSON key of the answer.
         column: the column with the true titles.
+        device: where the encoder runs.
+        encoder: an already built texts → ``(N, D)`` encoder (overrides ``model``).
     """
 
     def __init__(
         self,
-        encoder: TextEncoder | None = None,
+        model: str | None = None,
         scale: float = 2.0,
         key: str = "title",
         column: str = "title",
+        device: str = "cpu",
+        encoder: TextEncoder | None = None,
     ) -> None:
-        self.encoder = encoder if encoder is not None else SentenceEmbedder()
+        self.model, self.device, self._encoder = model, device, encoder
         self.scale, self.key, self.column = scale, key, column
-        self.__name__ = "title_similarity"
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = SentenceEmbedder(self.model, device=self.device)
+        return self._encoder
 
     def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
         truth = columns.get(self.column)
@@ -159,14 +180,15 @@ class TitleSimilarityReward:
         return out
 
 
-class ImageSimilarityReward:
+class ImageSimilarityReward(Reward):
     """``scale · mean_k cos(f(render(prompt, seed_k)), f(true image))`` for t2i.
 
     Args:
         renderer: ``(prompts, seeds) -> images`` (e.g. a diffusion backend or the retrieval
             renderer of :mod:`mmpc.completion`).
-        encoder: images → ``(N, D)`` embeddings (:mod:`mmpc.grpo.encoders`); ``encoder.label``,
-            when present, names it in logs and reports.
+        encoder: images → ``(N, D)`` embeddings, or a name for
+            :func:`mmpc.grpo.encoders.build_image_encoder` (``"stlpips"`` or a CLIP folder / id),
+            built on the first call; ``encoder.label`` names it in logs and reports.
         scale: the paper's 4.
         renders: renders per completion (the paper's 4), seeds shared across the group.
         key: the JSON key of the answer.
@@ -178,22 +200,34 @@ class ImageSimilarityReward:
     def __init__(
         self,
         renderer: Renderer,
-        encoder: Callable[[list[Any]], torch.Tensor],
+        encoder: str | Callable[[list[Any]], torch.Tensor] = "stlpips",
         scale: float = 4.0,
         renders: int = 4,
         key: str = "prompt",
         image_column: str = "image",
         id_column: str = "item_id",
         base_seed: int = 0,
+        device: str = "cpu",
     ) -> None:
         if renders < 1:
             raise ValueError(f"renders must be >= 1, got {renders}")
-        self.renderer, self.encoder = renderer, encoder
+        self.renderer, self._encoder, self.device = renderer, encoder, device
         self.scale, self.renders, self.key = scale, renders, key
         self.image_column, self.id_column, self.base_seed = image_column, id_column, base_seed
-        self.label = getattr(encoder, "label", type(encoder).__name__)
-        self.__name__ = "image_similarity"
         self._truth: dict[str, torch.Tensor] = {}
+
+    @property
+    def encoder(self) -> Callable[[list[Any]], torch.Tensor]:
+        if isinstance(self._encoder, str):
+            from mmpc.grpo.encoders import build_image_encoder
+
+            self._encoder = build_image_encoder(self._encoder, device=self.device)
+        return self._encoder
+
+    @property
+    def label(self) -> str:
+        """What measures image similarity (e.g. "CLIP (...)" or "ST-LPIPS AlexNet features")."""
+        return getattr(self.encoder, "label", type(self.encoder).__name__)
 
     def _true_embedding(self, item_id: str, image: Any) -> torch.Tensor:
         if item_id not in self._truth:

@@ -1,0 +1,392 @@
+"""``GRPOModule``: Group Relative Policy Optimization of a completion model, as a LightningModule.
+
+One training step = one batch of P prompts (catalogue items):
+
+1. sample G completions per prompt without gradients (same prompt template and parser as
+   :mod:`mmpc.completion`), with the LoRA policy in eval mode;
+2. score them with the configured rewards (:mod:`mmpc.grpo.rewards`), summed with weights;
+3. group advantages ``A = (r - mean_g) / (std_g + 1e-4)`` (:mod:`mmpc.grpo.maths`);
+4. log-probs of the sampling policy (when ``num_iterations > 1``) and of the reference policy
+   (the base model with the LoRA adapter disabled, when ``beta > 0``), without gradients;
+5. ``num_iterations`` optimiser steps, each accumulating the clipped loss
+   (:func:`~mmpc.grpo.maths.policy_loss`) over micro-batches of completions, then clipping the
+   gradient norm to ``max_grad_norm``.
+
+Only the LoRA weights train; checkpoints keep only them, and the adapter is saved with peft's
+``save_pretrained`` at the end of training and on every checkpoint (``adapter_dir``, default
+``<log_dir>/adapter``) so that ``mmpc complete`` can load base + adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+
+from mmpc.completion.parsing import parse_answer
+from mmpc.completion.prompts import (
+    PromptTemplate,
+    build_messages,
+    build_text_messages,
+    default_template,
+)
+from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
+from mmpc.grpo.policy import LoRASpec, Policy, load_policy
+from mmpc.grpo.rewards import Reward, RewardCombiner
+
+__all__ = ["GRPOModule", "Rollout"]
+
+
+@dataclass
+class Rollout:
+    """The sampled completions of one batch, prompt-major (``N = P · G`` rows)."""
+
+    rows: list[dict[str, Any]]
+    completion_ids: torch.Tensor  # (N, K)
+    mask: torch.Tensor  # (N, K)
+    texts: list[str]
+
+
+class GRPOModule(LightningModule):
+    """GRPO with a LoRA adapter on a Hugging Face causal LM or VLM (manual optimisation).
+
+    Args:
+        model: base model folder, hub id, or ``package:<pkg>`` (see :mod:`mmpc.grpo.policy`).
+        rewards: name → reward (e.g. ``json_format``, ``title_similarity``).
+        task: ``i2t`` (image → title; needs a VLM) or ``t2i`` (title → image prompt).
+        reward_weights: name → weight of each reward in the total (default 1 each).
+        template: a prompt template YAML; default the packaged template of ``task``.
+        gguf_file: GGUF file inside ``model`` (converted once, cached in ``cache_dir``).
+        cache_dir: where converted GGUF folders are kept.
+        quantization: ``none`` or ``4bit`` (nf4, double quantisation: QLoRA).
+        dtype: base weights / compute dtype: ``float32``, ``bfloat16`` or ``float16``.
+        lora_r: LoRA rank (paper: 16).
+        lora_alpha: LoRA alpha.
+        lora_dropout: LoRA dropout.
+        target_modules: LoRA target module names or ``all-linear``.
+        gradient_checkpointing: trade compute for memory in the policy forward.
+        group_size: G, completions per prompt (paper: 16).
+        num_iterations: optimiser steps per generation batch (μ in the GRPO paper).
+        micro_batch_size: completions per forward/backward pass.
+        generation_batch_size: rows per ``generate`` call (default: all ``P · G``).
+        max_new_tokens: generation limit (128 for titles, 256 for prompts in the paper).
+        temperature: sampling temperature (also divides the logits when scoring).
+        top_p: nucleus sampling.
+        top_k: top-k sampling (0 disables).
+        loss_type: ``grpo``, ``bnpo``, ``dr_grpo`` or ``dapo``.
+        epsilon: lower clip range ε.
+        epsilon_high: upper clip range (default ε).
+        beta: KL coefficient β (reference = adapter disabled).
+        scale_rewards: divide advantages by the group std.
+        learning_rate: AdamW learning rate (paper: 1e-5).
+        weight_decay: AdamW weight decay.
+        max_grad_norm: gradient-norm clip.
+        adapter_dir: where the adapter is saved (default ``<log_dir>/adapter``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        rewards: Mapping[str, Reward],
+        task: Literal["i2t", "t2i"] = "t2i",
+        reward_weights: dict[str, float] | None = None,
+        template: str | None = None,
+        gguf_file: str | None = None,
+        cache_dir: str | None = None,
+        quantization: Literal["none", "4bit"] = "none",
+        dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.0,
+        target_modules: list[str] | str = "all-linear",
+        gradient_checkpointing: bool = False,
+        group_size: int = 16,
+        num_iterations: int = 1,
+        micro_batch_size: int = 4,
+        generation_batch_size: int | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "grpo",
+        epsilon: float = 0.2,
+        epsilon_high: float | None = None,
+        beta: float = 0.04,
+        scale_rewards: bool = True,
+        learning_rate: float = 1e-5,
+        weight_decay: float = 0.0,
+        max_grad_norm: float = 1.0,
+        adapter_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in ("i2t", "t2i"):
+            raise ValueError(f"task must be 'i2t' or 't2i', got {task!r}")
+        if group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (advantages are relative), got {group_size}")
+        self.save_hyperparameters(ignore=["rewards"])
+        self.automatic_optimization = False
+        self.strict_loading = False  # checkpoints hold only the LoRA weights
+        self.combiner = RewardCombiner(rewards, reward_weights)
+        self.template = PromptTemplate.from_yaml(template) if template else default_template(task)
+        self.task = task
+        self.policy: Policy | None = None
+        self.policy_model: torch.nn.Module | None = None
+
+    # ----------------------------------------------------------------------------- setup
+    def configure_model(self) -> None:
+        """Load base + LoRA once (Lightning calls this before the optimiser is built)."""
+        if self.policy is not None:
+            return
+        hp = self.hparams
+        device_map = None
+        if hp.quantization == "4bit" and self._trainer is not None:
+            device_map = {"": self.trainer.strategy.root_device}
+        self.policy = load_policy(
+            hp.model,
+            gguf_file=hp.gguf_file,
+            cache_dir=hp.cache_dir,
+            quantization=hp.quantization,
+            dtype=hp.dtype,
+            lora=LoRASpec(hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.target_modules),
+            gradient_checkpointing=hp.gradient_checkpointing,
+            device_map=device_map,
+        )
+        if self.task == "i2t" and not self.policy.is_vlm:
+            raise ValueError(f"task 'i2t' needs a vision-language model; {hp.model!r} is text-only")
+        self.policy_model = self.policy.model
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        self.configure_model()
+        params = [p for p in self.policy_model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(
+            params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+
+    # ----------------------------------------------------------------------------- prompts
+    def _messages(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+        title = row["title"] if self.template.needs_title else None
+        if self.policy.is_vlm:
+            image = row["image"] if self.task == "i2t" else None
+            return build_messages(self.template, image=image, title=title)
+        return build_text_messages(self.template, title=title)
+
+    def encode_prompts(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        """Chat-templated, left-padded prompt tensors (plus pixel inputs for i2t) on the device."""
+        processor = self.policy.processor
+        texts = [
+            processor.apply_chat_template(
+                self._messages(r), add_generation_prompt=True, tokenize=False
+            )
+            for r in rows
+        ]
+        if self.policy.is_vlm:
+            images = [r["image"] for r in rows] if self.task == "i2t" else None
+            enc = processor(text=texts, images=images, padding=True, return_tensors="pt")
+        else:
+            enc = processor(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
+
+    # ----------------------------------------------------------------------------- sampling
+    def _eos_ids(self) -> list[int]:
+        eos = self.policy_model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        return [e for e in eos if e is not None] or [self.policy.tokenizer.eos_token_id]
+
+    @torch.no_grad()
+    def rollout(self, items: list[Mapping[str, Any]]) -> Rollout:
+        """Sample G completions per item (prompt-major), with the policy in eval mode."""
+        hp = self.hparams
+        rows = [dict(item) for item in items for _ in range(hp.group_size)]
+        chunk = hp.generation_batch_size or len(rows)
+        pad_id = self.policy.tokenizer.pad_token_id
+        pieces, lengths = [], []
+        was_training = self.policy_model.training
+        self.policy_model.eval()
+        try:
+            for start in range(0, len(rows), chunk):
+                enc = self.encode_prompts(rows[start : start + chunk])
+                out = self.policy_model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=hp.temperature,
+                    top_p=hp.top_p,
+                    top_k=hp.top_k,
+                    max_new_tokens=hp.max_new_tokens,
+                    pad_token_id=pad_id,
+                    eos_token_id=self._eos_ids(),
+                )
+                generated = out[:, enc["input_ids"].size(1) :]  # (n, k)
+                pieces.append(generated)
+                lengths += [generated.size(1)] * generated.size(0)
+        finally:
+            self.policy_model.train(was_training)
+        width = max(p.size(1) for p in pieces)
+        ids = torch.cat(
+            [torch.nn.functional.pad(p, (0, width - p.size(1)), value=pad_id) for p in pieces]
+        )  # (N, K)
+        produced = torch.arange(width, device=ids.device) < torch.tensor(
+            lengths, device=ids.device
+        ).unsqueeze(1)  # (N, K): positions the generator actually wrote
+        mask = completion_mask(ids, self._eos_ids()) * produced.long()  # (N, K)
+        texts = [
+            self.policy.tokenizer.decode(row[m.bool()], skip_special_tokens=True)
+            for row, m in zip(ids, mask, strict=True)
+        ]
+        return Rollout(rows, ids, mask, texts)
+
+    def completion_logps(
+        self, rows: list[Mapping[str, Any]], completion_ids: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, K)`` log-probs of the completions under the current model (adapter as set)."""
+        enc = self.encode_prompts(rows)
+        input_ids = torch.cat([enc.pop("input_ids"), completion_ids], dim=1)  # (B, P + K)
+        attention = torch.cat([enc.pop("attention_mask"), mask], dim=1)  # (B, P + K)
+        k = completion_ids.size(1)
+        out = self.policy_model(
+            input_ids=input_ids, attention_mask=attention, logits_to_keep=k + 1, **enc
+        )
+        return completion_token_logps(out.logits.float(), completion_ids, self.hparams.temperature)
+
+    def _no_grad_logps(self, roll: Rollout, spans: list[slice], *, reference: bool) -> torch.Tensor:
+        parts = []
+        with torch.no_grad():
+            for s in spans:
+                k = int(roll.mask[s].sum(1).max().clamp(min=1))
+                if reference:
+                    with self.policy_model.disable_adapter():
+                        lp = self.completion_logps(
+                            roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
+                        )
+                else:
+                    lp = self.completion_logps(
+                        roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
+                    )
+                parts.append(torch.nn.functional.pad(lp, (0, roll.mask.size(1) - k)))
+        return torch.cat(parts)  # (N, K)
+
+    # ----------------------------------------------------------------------------- training
+    def training_step(self, batch: list[Mapping[str, Any]], batch_idx: int) -> None:
+        hp = self.hparams
+        opt = self.optimizers()
+        roll = self.rollout(batch)
+        total, components = self.combiner(roll.texts, **_columns(roll.rows))
+        advantages = group_advantages(total, hp.group_size, scale=hp.scale_rewards).to(self.device)
+        n = len(roll.rows)
+        step = hp.micro_batch_size
+        spans = [slice(s, min(s + step, n)) for s in range(0, n, step)]
+        old = self._no_grad_logps(roll, spans, reference=False) if hp.num_iterations > 1 else None
+        ref = self._no_grad_logps(roll, spans, reference=True) if hp.beta > 0 else None
+        num_items = roll.mask.sum()
+        sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
+        for _ in range(hp.num_iterations):
+            for s in spans:
+                k = int(roll.mask[s].sum(1).max().clamp(min=1))
+                ids, mask = roll.completion_ids[s, :k], roll.mask[s, :k]
+                logps = self.completion_logps(roll.rows[s], ids, mask)  # (B, k)
+                out = policy_loss(
+                    logps,
+                    logps.detach() if old is None else old[s, :k],
+                    advantages[s],
+                    mask,
+                    loss_type=hp.loss_type,
+                    epsilon_low=hp.epsilon,
+                    epsilon_high=hp.epsilon_high,
+                    beta=hp.beta,
+                    ref_logps=None if ref is None else ref[s, :k],
+                    max_completion_length=hp.max_new_tokens,
+                    num_items_in_batch=num_items,
+                    accumulation_steps=len(spans),
+                )
+                self.manual_backward(out.loss)
+                tokens = float(mask.sum())
+                sums["loss"] += float(out.policy_loss) / len(spans)
+                sums["kl"] += float(out.kl) * tokens
+                sums["clip_fraction"] += float(out.clip_fraction) * tokens
+            self.clip_gradients(
+                opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+            opt.step()
+            opt.zero_grad()
+        denominator = max(float(num_items), 1.0) * hp.num_iterations
+        self.log_dict(
+            self._metrics(roll, total, components, sums, denominator),
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(batch),
+        )
+
+    def _metrics(
+        self,
+        roll: Rollout,
+        total: torch.Tensor,
+        components: dict[str, torch.Tensor],
+        sums: dict[str, float],
+        denominator: float,
+    ) -> dict[str, float]:
+        hp = self.hparams
+        key = self.template.key
+        failures = sum(not parse_answer(t, key).ok for t in roll.texts) / len(roll.texts)
+        lengths = roll.mask.sum(1).float()
+        truncated = (roll.mask.sum(1) == roll.mask.size(1)) & (roll.mask[:, -1] > 0)
+        metrics = {
+            "train/reward": float(total.mean()),
+            "train/reward_std": float(total.std()) if total.numel() > 1 else 0.0,
+            "train/reward_group_std": float(total.view(-1, hp.group_size).std(1).mean()),
+            "train/loss": sums["loss"] / hp.num_iterations,
+            "train/clip_fraction": sums["clip_fraction"] / denominator,
+            "train/completion_length": float(lengths.mean()),
+            "train/truncated_fraction": float(truncated.float().mean()),
+            "train/parse_failure_rate": failures,
+        }
+        if hp.beta > 0:
+            metrics["train/kl"] = sums["kl"] / denominator
+        for name, values in components.items():
+            metrics[f"train/rewards/{name}/mean"] = float(values.mean())
+            spread = float(values.std()) if values.numel() > 1 else 0.0
+            metrics[f"train/rewards/{name}/std"] = spread
+        return metrics
+
+    # ----------------------------------------------------------------------------- artefacts
+    def adapter_path(self) -> Path:
+        """``adapter_dir``, or ``<log_dir>/adapter`` (``./adapter`` without a trainer)."""
+        if self.hparams.adapter_dir:
+            return Path(self.hparams.adapter_dir)
+        log_dir = self._trainer.log_dir if self._trainer is not None else None
+        return Path(log_dir or ".") / "adapter"
+
+    def save_adapter(self, path: str | Path | None = None) -> Path:
+        """Save the LoRA adapter with peft ``save_pretrained`` (written aside, then renamed)."""
+        target = Path(path) if path is not None else self.adapter_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=target.parent))
+        self.policy_model.save_pretrained(tmp)
+        old = target.with_name(target.name + ".old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def on_train_end(self) -> None:
+        if self.trainer.is_global_zero:
+            self.save_adapter()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if k in trainable
+        }
+        if self._trainer is not None and self.trainer.is_global_zero:
+            self.save_adapter()
+
+
+def _columns(rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    keys = set().union(*(r.keys() for r in rows))
+    return {k: [r.get(k) for r in rows] for k in sorted(keys)}
