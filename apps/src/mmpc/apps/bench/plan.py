@@ -55,10 +55,16 @@ def _sample_sizes(cfg: BenchConfig) -> tuple[int, int]:
 def make_plan(cfg: BenchConfig) -> Plan:
     """Count generations, renders and trainings of ``cfg`` and estimate accelerator hours."""
     n_cat, n_items = _sample_sizes(cfg)
-    lines = [
-        f"catalogue: {'folder ' + cfg.catalog.path if cfg.catalog.path else 'synthetic preset ' + cfg.catalog.preset}"  # noqa: E501
-        f" — {n_cat} categories, {n_items} CQBench items in all"
-    ]
+    if cfg.catalog.path and Path(cfg.catalog.path).is_dir():
+        source = f"folder {cfg.catalog.path}"
+    elif cfg.catalog.path:
+        source = (
+            f"folder {cfg.catalog.path} (not here yet; sizes of the synthetic "
+            f"'{cfg.catalog.preset}' preset)"
+        )
+    else:
+        source = f"synthetic preset {cfg.catalog.preset}"
+    lines = [f"catalogue: {source} — {n_cat} categories, {n_items} CQBench items in all"]
     generations = renders = 0
     completion_s = 0.0
     for comp in cfg.completers:

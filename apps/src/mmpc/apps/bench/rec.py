@@ -179,10 +179,7 @@ def imputation_condition_stage(
         index = {i: k for k, i in enumerate(ids)}
         mask = np.zeros(len(ids), dtype=bool)
         mask[[index[i] for i in masked]] = True
-        filled = impute(
-            method, feats[modality], mask, other=feats[OTHER_MODALITY[modality]], k=cfg.knn_k
-        )
-        rows = np.asarray(filled)[mask]
+        rows = impute(feats, modality, mask, method, k=cfg.knn_k)  # (n_masked, d)
         _write_rows(
             ctx,
             [ids[k] for k in np.flatnonzero(mask)],
