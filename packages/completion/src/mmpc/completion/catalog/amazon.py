@@ -52,6 +52,23 @@ from mmpc.completion.catalog.vocab import CATEGORIES
 log = logging.getLogger(__name__)
 SOURCE = "amazon-reviews-2023"
 MIN_TITLE_CHARS = 5
+META_COLUMNS = [
+    "item_id",
+    "category",
+    "title",
+    "description",
+    "source_image",
+    "source_format",
+    "cover_url",
+    "store",
+    "main_category",
+    "features",
+    "categories",
+    "price",
+    "average_rating",
+    "rating_number",
+    "details",
+]
 
 
 def _as_int(value: Any) -> int | None:
@@ -196,7 +213,7 @@ def read_metadata(
                 "details": json_dumps_sorted(details),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=META_COLUMNS)
 
 
 def json_dumps_sorted(obj: Any) -> str:
@@ -246,7 +263,7 @@ def load_category(
         k=k,
         max_pixels=max_pixels,
     )
-    kept_ids = set(items["item_id"]) if len(items) else set()
+    kept_ids = set(items["item_id"])
     on_kept = reviews["item_id"].isin(kept_ids)
     dropped["review_item_not_kept"] += int((~on_kept).sum())
     inter, repeats = drop_repeats(reviews[on_kept])
@@ -255,7 +272,7 @@ def load_category(
     dropped["kcore_interaction"] += len(inter) - len(cored)
     survivors = set(cored["item_id"])
     dropped["kcore_item"] += len(kept_ids - survivors)
-    items = items[items["item_id"].isin(survivors)] if len(items) else items
+    items = items[items["item_id"].isin(survivors)]
     log.info(
         "%s: %d items, %d users, %d interactions after %d-core",
         category,
@@ -305,7 +322,7 @@ def load_amazon(
         items, inter = load_category(
             cat, Path(raw_dir), Path(images_dir), dropped, k=k, max_pixels=max_pixels
         )
-        clash = items["item_id"].isin(seen) if len(items) else pd.Series([], dtype=bool)
+        clash = items["item_id"].isin(seen)
         if clash.any():
             dropped["duplicate_item_across_categories"] += int(clash.sum())
             inter = inter[~inter["item_id"].isin(set(items.loc[clash, "item_id"]))]
