@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 
 def make_mmrec_folder(
@@ -45,6 +46,15 @@ def make_mmrec_folder(
     np.save(out / "text_feat.npy", text.astype(np.float32))
     np.save(out / "image_feat.npy", image.astype(np.float32))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the tiny models gain nothing from more, and the dev box is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

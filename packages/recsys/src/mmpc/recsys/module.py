@@ -104,13 +104,15 @@ class RecommenderModule(L.LightningModule):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        mode = "max"
-        return [
-            EarlyStopping(self.hparams.monitor, mode=mode, patience=self.hparams.stopping_step + 1),
-            ModelCheckpoint(
-                monitor=self.hparams.monitor, mode=mode, save_top_k=1, filename="best-{epoch}"
-            ),
+        monitor = self.hparams.monitor
+        callbacks: list[Callback] = [
+            EarlyStopping(monitor, mode="max", patience=self.hparams.stopping_step + 1)
         ]
+        if self.trainer.checkpoint_callback is not None:  # unless checkpointing is disabled
+            callbacks.append(
+                ModelCheckpoint(monitor=monitor, mode="max", save_top_k=1, filename="best-{epoch}")
+            )
+        return callbacks
 
     def on_train_epoch_start(self) -> None:
         self.model.on_train_epoch_start(self.current_epoch)
