@@ -12,6 +12,7 @@ from PIL import Image
 from skimage import data as skdata
 from torch.testing import assert_close
 
+from mmpc.completion.backends.base import BackendContext, Renderer
 from mmpc.grpo.encoders import CLIPImageEncoder, STLPIPSImageEncoder
 from mmpc.grpo.rewards import (
     ImageSimilarityReward,
@@ -75,14 +76,19 @@ def _photos() -> dict[str, Image.Image]:
     }
 
 
-class KeywordRenderer:
+class KeywordRenderer(Renderer):
     """Renders a prompt as the photo it names, shifted by a seed-dependent offset."""
 
     def __init__(self) -> None:
         self.photos = _photos()
         self.calls: list[tuple[list[str], list[int]]] = []
 
-    def __call__(self, prompts: list[str], seeds: list[int]) -> list[Image.Image]:
+    def setup(self, ctx: BackendContext) -> None:
+        self.ctx = ctx
+
+    def render(
+        self, prompts: list[str], *, item_ids: list[str], seeds: list[int]
+    ) -> list[Image.Image]:
         self.calls.append((prompts, seeds))
         out = []
         for prompt, seed in zip(prompts, seeds, strict=True):
@@ -129,7 +135,7 @@ def test_image_similarity_reward_shares_seeds_in_group(
     assert seeds[8:12] != seeds[0:4]
     assert values[2] == 0.0
     assert values[0] > values[1]  # the astronaut prompt is rewarded over the cat prompt
-    renders = renderer(["astronaut"] * 4, seeds[0:4])
+    renders = renderer.render(["astronaut"] * 4, item_ids=["A"] * 4, seeds=seeds[0:4])
     expected = 4.0 * float((stlpips_encoder(renders) @ stlpips_encoder([p["astronaut"]])[0]).mean())
     assert values[0] == pytest.approx(expected, abs=1e-5)
     assert reward.label.startswith("ST-LPIPS")

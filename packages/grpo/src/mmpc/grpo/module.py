@@ -30,6 +30,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule
 
+from mmpc.completion.backends.base import BackendContext
 from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import (
     PromptTemplate,
@@ -161,6 +162,26 @@ class GRPOModule(LightningModule):
         if self.task == "i2t" and not self.policy.is_vlm:
             raise ValueError(f"task 'i2t' needs a vision-language model; {hp.model!r} is text-only")
         self.policy_model = self.policy.model
+
+    def setup(self, stage: str) -> None:
+        """Set up the rewards (renderers, encoders) with the datamodule's catalogue, if any.
+
+        The context's ``sample_ids`` is the catalogue's whole GRPO sample, so retrieval
+        baselines never answer with a training item.
+        """
+        dataset = getattr(self.trainer.datamodule, "dataset", None) if self._trainer else None
+        catalog = getattr(dataset, "catalog", None)
+        sample = frozenset(catalog.sample("grpo")) if catalog is not None else frozenset()
+        for name, reward in self.combiner.rewards.items():
+            if hasattr(reward, "setup"):
+                reward.setup(
+                    BackendContext(
+                        device=self.device,
+                        catalog=catalog,
+                        sample_ids=sample,
+                        config_key=f"model.rewards.{name}",
+                    )
+                )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         self.configure_model()

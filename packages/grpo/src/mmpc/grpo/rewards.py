@@ -24,12 +24,14 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from mmpc.completion.backends.base import BackendContext, Renderer
 from mmpc.completion.parsing import parse_answer
 from mmpc.metrics.errors import MissingWeightsError
 
@@ -46,12 +48,6 @@ __all__ = [
 
 RewardFn = Callable[..., list[float]]
 TextEncoder = Callable[[list[str]], torch.Tensor]
-
-
-class Renderer(Protocol):
-    """Renders image prompts; ``seeds`` has one seed per prompt."""
-
-    def __call__(self, prompts: list[str], seeds: list[int]) -> list[Any]: ...
 
 
 def minilm_path() -> Path:
@@ -88,6 +84,9 @@ class Reward:
     Any plain function with that signature works wherever a reward is expected; subclasses of
     this class can also be named in YAML (``class_path`` + ``init_args``).
     """
+
+    def setup(self, ctx: BackendContext) -> None:
+        """Load what the reward needs (called once by ``GRPOModule.setup``); default nothing."""
 
     def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
         raise NotImplementedError(f"{type(self).__name__} does not define __call__")
@@ -184,8 +183,8 @@ class ImageSimilarityReward(Reward):
     """``scale · mean_k cos(f(render(prompt, seed_k)), f(true image))`` for t2i.
 
     Args:
-        renderer: ``(prompts, seeds) -> images`` (e.g. a diffusion backend or the retrieval
-            renderer of :mod:`mmpc.completion`).
+        renderer: a :class:`mmpc.completion.backends.base.Renderer` (the diffusion backend, or
+            the retrieval renderer baseline), set up by :meth:`setup`.
         encoder: images → ``(N, D)`` embeddings, or a name for
             :func:`mmpc.grpo.encoders.build_image_encoder` (``"stlpips"`` or a CLIP folder / id),
             built on the first call; ``encoder.label`` names it in logs and reports.
@@ -215,6 +214,12 @@ class ImageSimilarityReward(Reward):
         self.scale, self.renders, self.key = scale, renders, key
         self.image_column, self.id_column, self.base_seed = image_column, id_column, base_seed
         self._truth: dict[str, torch.Tensor] = {}
+
+    def setup(self, ctx: BackendContext) -> None:
+        """Set up the renderer (weights, reference index) and the image encoder."""
+        self.renderer.setup(replace(ctx, config_key=f"{ctx.config_key}.init_args.renderer"))
+        if isinstance(self._encoder, str):
+            self._encoder = self.encoder
 
     @property
     def encoder(self) -> Callable[[list[Any]], torch.Tensor]:
@@ -248,7 +253,8 @@ class ImageSimilarityReward(Reward):
         seeds = [
             render_seed(str(ids[i]), k, self.base_seed) for i in ok for k in range(self.renders)
         ]
-        rendered = self.renderer(prompts, seeds)
+        item_ids = [str(ids[i]) for i in ok for _ in range(self.renders)]
+        rendered = self.renderer.render(prompts, item_ids=item_ids, seeds=seeds)
         if len(rendered) != len(prompts):
             raise ValueError(f"renderer returned {len(rendered)} images for {len(prompts)} prompts")
         emb = self.encoder(rendered).view(len(ok), self.renders, -1)  # (n, K, D)

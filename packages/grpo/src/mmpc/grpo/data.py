@@ -1,0 +1,120 @@
+"""``GRPODataModule``: the catalogue's GRPO sample as batches of prompts (item records).
+
+Each record is ``{"item_id", "category", "title", "image"}`` (``image`` a PIL RGB cover): the i2t
+prompt shows the image and the title-similarity reward reads ``title``; the t2i prompt reads the
+title and the image-similarity reward reads ``image``. The GRPO sample must be disjoint from the
+CQBench sample (PROTOCOL.md, Data); that is checked when the data module is set up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from mmpc.completion.catalog import Catalog, CatalogError, synthesize
+
+__all__ = ["CatalogItems", "GRPODataModule"]
+
+
+class CatalogItems(Dataset):
+    """Item records of ``item_ids`` from ``catalog`` (covers read on access)."""
+
+    def __init__(self, catalog: Catalog, item_ids: list[str]) -> None:
+        self.catalog, self.item_ids = catalog, list(item_ids)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item_id = self.item_ids[index]
+        row = self.catalog.items.loc[item_id]
+        return {
+            "item_id": item_id,
+            "category": str(row["category"]),
+            "title": str(row["title"]),
+            "image": self.catalog.load_image(item_id),
+        }
+
+
+def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return batch
+
+
+class GRPODataModule(LightningDataModule):
+    """Batches of ``batch_size`` prompts from the catalogue's ``grpo`` sample, reshuffled per epoch.
+
+    Args:
+        catalog: the catalogue folder.
+        task: ``i2t`` or ``t2i`` (both read the same records; kept for config linking).
+        batch_size: prompts per GRPO step (each gets G completions).
+        max_items: keep at most this many items (a seeded random subset), e.g. for a demo.
+        categories: only these categories (default all).
+        seed: shuffling and subset seed.
+        num_workers: DataLoader workers.
+        synthesize_preset: when ``catalog`` does not exist yet, generate the synthetic catalogue
+            with this preset there first (``tiny``, ``demo``, ``paper``); ``None`` requires it.
+    """
+
+    def __init__(
+        self,
+        catalog: str,
+        task: Literal["i2t", "t2i"] = "t2i",
+        batch_size: int = 1,
+        max_items: int | None = None,
+        categories: list[str] | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+        synthesize_preset: str | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.save_hyperparameters()
+        self.dataset: CatalogItems | None = None
+
+    def prepare_data(self) -> None:
+        root = Path(self.hparams.catalog)
+        if not (root / "manifest.json").is_file() and self.hparams.synthesize_preset:
+            synthesize(self.hparams.synthesize_preset, seed=self.hparams.seed, out=root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        self.prepare_data()
+        catalog = Catalog.open(self.hparams.catalog)
+        ids = catalog.sample("grpo")
+        overlap = sorted(set(ids) & set(catalog.sample("cqbench")))
+        if overlap:
+            raise CatalogError(
+                f"{catalog.root}: GRPO and CQBench samples share {len(overlap)} items "
+                f"(e.g. {overlap[0]!r}); they must be disjoint"
+            )
+        if self.hparams.categories:
+            unknown = sorted(set(self.hparams.categories) - set(catalog.categories))
+            if unknown:
+                raise CatalogError(f"{catalog.root}: unknown categories {unknown}")
+            keep = set(self.hparams.categories)
+            ids = [i for i in ids if catalog.items.at[i, "category"] in keep]
+        if self.hparams.max_items is not None and len(ids) > self.hparams.max_items:
+            rng = np.random.default_rng(self.hparams.seed)
+            ids = sorted(rng.choice(ids, size=self.hparams.max_items, replace=False).tolist())
+        if not ids:
+            raise CatalogError(f"{catalog.root}: the GRPO sample is empty")
+        self.dataset = CatalogItems(catalog, ids)
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        generator = torch.Generator().manual_seed(self.hparams.seed)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=_as_list,
+            num_workers=self.hparams.num_workers,
+        )

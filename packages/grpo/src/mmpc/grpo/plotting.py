@@ -1,0 +1,75 @@
+"""Reward curves (the paper's Fig. 5) from a Lightning ``CSVLogger`` ``metrics.csv``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["plot_reward_curve", "reward_table"]
+
+
+def reward_table(metrics_csv: str | Path) -> pd.DataFrame:
+    """Per-step reward columns (``train/reward`` and ``train/rewards/<name>/mean``) by step.
+
+    Raises:
+        ValueError: the file has no ``step`` or ``train/reward`` column (one line, naming it).
+    """
+    path = Path(metrics_csv)
+    frame = pd.read_csv(path)
+    for column in ("step", "train/reward"):
+        if column not in frame:
+            raise ValueError(f"{path}: no column {column!r} (not a GRPO metrics.csv)")
+    parts = sorted(c for c in frame if c.startswith("train/rewards/") and c.endswith("/mean"))
+    keep = ["train/reward", *parts]
+    rows = frame.dropna(subset=["train/reward"])
+    return rows.groupby("step")[keep].mean().sort_index()
+
+
+def plot_reward_curve(
+    metrics_csv: str | Path, out: str | Path, *, window: int = 5, title: str | None = None
+) -> Path:
+    """Plot total and per-component mean rewards per step, raw and as a moving average.
+
+    Args:
+        metrics_csv: the CSV logger's ``metrics.csv``.
+        out: the PNG to write (written aside, then renamed into place).
+        window: moving-average window in steps (1 disables smoothing).
+        title: figure title (default: the CSV's folder name).
+
+    Returns:
+        The PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = reward_table(metrics_csv)
+    out = Path(out)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for column in table:
+        label = "total" if column == "train/reward" else column.split("/")[2]
+        series = table[column]
+        (line,) = ax.plot(series.index, series, alpha=0.3, linewidth=1)
+        smooth = series.rolling(max(window, 1), min_periods=1).mean()
+        ax.plot(series.index, smooth, color=line.get_color(), linewidth=2, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean reward")
+    ax.set_title(title or f"GRPO reward ({Path(metrics_csv).parent.name})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".reward-", suffix=".png", dir=out.parent)
+    os.close(handle)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
