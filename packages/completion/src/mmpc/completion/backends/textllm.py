@@ -80,6 +80,10 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
+        # The weights are de-quantised on load; transformers still marks the model as GGUF
+        # quantised and refuses to save it, so drop that mark (the tensors are plain floats).
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
         (tmp / "mmpc_gguf.json").write_text(json.dumps({"gguf": gguf.name, "sha256": digest}))
