@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
@@ -28,7 +27,12 @@ ImageLike = Image.Image | str | os.PathLike[str]
 _COMPUTE_DTYPE = torch.float64
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
-_SSIM_CHUNK = 16
+_CPU_CHUNK = 1  # items per float64 pass on CPU: one image's maps stay in cache (measured best)
+_DEVICE_CHUNK = 64  # on accelerators, larger batches amortise kernel launches
+
+
+def _chunk(images: Tensor) -> int:
+    return _CPU_CHUNK if images.device.type == "cpu" else _DEVICE_CHUNK
 
 
 def _check_pair(preds: Tensor, target: Tensor, min_side: int = 1) -> None:
@@ -60,8 +64,11 @@ def _reduce(values: Tensor, reduction: Reduction) -> Tensor:
 def _mse_update(preds: Tensor, target: Tensor) -> Tensor:
     """Per-item mean squared error ``mean_{c,h,w} (x - y)^2`` in float64, shape ``(N,)``."""
     _check_pair(preds, target)
-    diff = preds.to(_COMPUTE_DTYPE) - target.to(_COMPUTE_DTYPE)  # (N, 3, H, W)
-    return diff.square().flatten(1).mean(dim=1)  # (N,)
+    chunks = [
+        (p.to(_COMPUTE_DTYPE) - t.to(_COMPUTE_DTYPE)).square().flatten(1).mean(dim=1)
+        for p, t in zip(preds.split(_chunk(preds)), target.split(_chunk(preds)), strict=True)
+    ]  # float64 differences in small chunks: exact as scikit-image, cache-friendly
+    return torch.cat(chunks)  # (N,)
 
 
 def _psnr_compute(mse: Tensor, data_range: float = 1.0, max_db: float | None = None) -> Tensor:
@@ -131,12 +138,31 @@ def _ssim_update(
     _check_pair(preds, target, min_side=win_size)
     if win_size % 2 != 1 or win_size < 3:
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
-    # Chunks bound the float64 working set (15 maps per item) for large batches.
+    # Chunks bound the float64 working set (15 maps per item) and keep it in cache on CPU.
+    size = _chunk(preds)
     chunks = [
         _ssim_chunk(p, t, data_range, win_size)
-        for p, t in zip(preds.split(_SSIM_CHUNK), target.split(_SSIM_CHUNK), strict=True)
+        for p, t in zip(preds.split(size), target.split(size), strict=True)
     ]
     return torch.cat(chunks)  # (N,)
+
+
+def _box_mean(maps: Tensor, win_size: int) -> Tensor:
+    """Mean over every ``w x w`` window lying wholly inside the image (no padding).
+
+    The uniform window is separable: ``w`` shifted in-place adds along W, then along H (2w adds
+    per pixel instead of w²). On CPU this is about 3x faster than ``F.avg_pool2d`` and exact to
+    float64 rounding.
+    """
+    h_out = maps.shape[-2] - win_size + 1
+    w_out = maps.shape[-1] - win_size + 1
+    rows = maps[..., :w_out].clone()  # (n, c, H, w_out)
+    for shift in range(1, win_size):
+        rows += maps[..., shift : shift + w_out]
+    box = rows[..., :h_out, :].clone()  # (n, c, h_out, w_out)
+    for shift in range(1, win_size):
+        box += rows[..., shift : shift + h_out, :]
+    return box.div_(win_size * win_size)
 
 
 def _ssim_chunk(preds: Tensor, target: Tensor, data_range: float, win_size: int) -> Tensor:
@@ -145,20 +171,18 @@ def _ssim_chunk(preds: Tensor, target: Tensor, data_range: float, win_size: int)
     n = x.shape[0]
     # One pool over the five maps at once: x, y, x², y², xy.
     maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (n, 15, H, W)
-    # The uniform window is separable: a 1 x w then a w x 1 mean (2w instead of w² adds).
-    pooled = F.avg_pool2d(maps, kernel_size=(1, win_size), stride=1)  # (n, 15, H, W-w+1)
-    pooled = F.avg_pool2d(pooled, kernel_size=(win_size, 1), stride=1)  # (n, 15, h, w)
+    pooled = _box_mean(maps, win_size)  # (n, 15, H-w+1, W-w+1)
     ux, uy, uxx, uyy, uxy = pooled.chunk(5, dim=1)  # each (n, 3, h, w)
     n_px = win_size * win_size
     cov_norm = n_px / (n_px - 1)  # sample covariance, as scikit-image's default
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
     c1 = (_SSIM_K1 * data_range) ** 2
     c2 = (_SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (
-        (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    )  # (n, 3, h, w)
+    ux_uy = ux * uy
+    sq_means = ux * ux + uy * uy
+    # vx + vy = cov_norm (uxx + uyy - ux² - uy²), vxy = cov_norm (uxy - ux uy)
+    numerator = (2 * ux_uy + c1) * (2 * cov_norm * (uxy - ux_uy) + c2)
+    denominator = (sq_means + c1) * (cov_norm * (uxx + uyy - sq_means) + c2)
+    ssim_map = numerator / denominator  # (n, 3, h, w)
     return ssim_map.reshape(n, 3, -1).mean(dim=2).mean(dim=1)  # (n,)
 
 
