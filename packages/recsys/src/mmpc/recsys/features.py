@@ -60,11 +60,11 @@ class TextEncoder:
     def __init__(
         self, model: str | Path | None = None, batch_size: int = 64, device: str | None = None
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         path = Path(model) if model is not None else default_text_model()
         if not (path / "config.json").is_file():
             raise MissingWeightsError(f"text encoder weights not found in {path} (no config.json)")
+        from sentence_transformers import SentenceTransformer
+
         self.model = SentenceTransformer(str(path), device=device, trust_remote_code=False)
         self.batch_size = batch_size
         self.dim = int(self.model.get_sentence_embedding_dimension())
@@ -167,7 +167,7 @@ class ImageEncoder:
 
             net = torchvision.models.get_model(model, weights=None)
             net.load_state_dict(_load_state(path))
-            _drop_classifier(net)
+            net = _trunk(net)
         else:
             raise ValueError(f"unknown image encoder backend {backend!r}")
         return _Normalised(net, IMAGENET_MEAN, IMAGENET_STD, keep=net)
@@ -192,7 +192,10 @@ class _Normalised(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.fn((images - self.mean) / self.std).flatten(1)
+        out = self.fn((images - self.mean) / self.std)
+        if out.ndim == 4:  # a trunk that ends in feature maps: global average pool
+            out = out.mean(dim=(2, 3))
+        return out.flatten(1)
 
 
 def _load_state(path: Path) -> dict[str, Tensor]:
@@ -203,13 +206,20 @@ def _load_state(path: Path) -> dict[str, Tensor]:
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _drop_classifier(net: nn.Module) -> None:
-    """Replace a torchvision classifier head by identity (pooled features remain)."""
-    for name in ("fc", "classifier", "head", "heads"):
+def _trunk(net: nn.Module) -> nn.Module:
+    """The pooled-feature trunk of a torchvision classifier.
+
+    ResNet-style nets (``fc``) and ViTs (``heads``) keep their own pooling with the head replaced
+    by identity; nets with a ``features`` block (AlexNet, VGG, SqueezeNet, MobileNet,
+    EfficientNet, DenseNet, ...) return that block, whose maps are global-average pooled.
+    """
+    for name in ("fc", "heads"):
         if hasattr(net, name):
             setattr(net, name, nn.Identity())
-            return
-    raise ValueError(f"{type(net).__name__}: no classifier head found to remove")
+            return net
+    if hasattr(net, "features"):
+        return net.features
+    raise ValueError(f"{type(net).__name__}: no classifier head or features block found")
 
 
 def _atomic_save(path: Path, write: Callable[[Path], None]) -> None:
