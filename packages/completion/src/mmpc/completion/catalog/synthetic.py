@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -279,7 +280,8 @@ def render_covers(out: Path, items: pd.DataFrame, size: int, seed: int, workers:
     batches = [jobs[i : i + 256] for i in range(0, len(jobs), 256)]
     desc = f"rendering {len(jobs)} SYNTHETIC covers"
     if workers > 1 and len(jobs) > 2000:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: the caller may hold threads (torch, BLAS) that fork would copy
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(tqdm(pool.map(_render_batch, batches), total=len(batches), desc=desc))
     else:
         for batch in tqdm(batches, desc=desc, disable=len(jobs) < 2000):
