@@ -27,7 +27,9 @@ from mmpc.completion.catalog.vocab import CATEGORIES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmpc data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mmpc data", description="build, inspect and export product catalogues"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the embedded SYNTHETIC catalogue")

@@ -7,11 +7,12 @@ secondary colour, a sheen whose strength depends on the material, a soft shadow,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from mmpc.completion.catalog.vocab import COLOURS, TYPES
 
@@ -72,6 +73,38 @@ def _pattern(kind: str, colour: tuple[int, int, int], size: int) -> Image.Image:
     return img
 
 
+def _draw_shape(
+    target: ImageDraw.ImageDraw,
+    shape: tuple,
+    fill: Any,
+    pt: Callable,
+    box: Callable,
+    line_unit: float,
+) -> None:
+    """Draw one ``vocab`` primitive; ``pt``/``box`` map unit coordinates to pixels."""
+    kind = shape[0]
+    if kind == "rect":
+        target.rectangle(box(shape[2]), fill=fill)
+    elif kind == "rrect":
+        b = box(shape[2])
+        radius = max(1, int(min(b[2] - b[0], b[3] - b[1]) * 0.2))
+        target.rounded_rectangle(b, radius=radius, fill=fill)
+    elif kind == "ellipse":
+        target.ellipse(box(shape[2]), fill=fill)
+    elif kind == "chord":
+        target.chord(box(shape[2]), shape[3], shape[4], fill=fill)
+    elif kind == "poly":
+        target.polygon([pt(x, y) for x, y in shape[2]], fill=fill)
+    elif kind == "line":
+        width = max(1, int(shape[3] * line_unit))
+        target.line([pt(x, y) for x, y in shape[2]], fill=fill, width=width)
+    elif kind == "arc":
+        width = max(1, int(shape[5] * line_unit))
+        target.arc(box(shape[2]), shape[3], shape[4], fill=fill, width=width)
+    else:
+        raise ValueError(f"vocab: unknown shape kind {kind!r}")
+
+
 def render_cover(attrs: Mapping[str, str], size: int = 256, seed: int = 0) -> Image.Image:
     """Render the cover of an item.
 
@@ -103,47 +136,23 @@ def render_cover(attrs: Mapping[str, str], size: int = 256, seed: int = 0) -> Im
 
     primary = COLOURS[attrs["color"]]
     roles = {"trim": COLOURS[attrs["secondary_color"]], "dark": _DARK, "light": _LIGHT}
+    pattern = _pattern(attrs["pattern"], primary, size)
     body_mask = Image.new("L", (size, size), 0)
-    mask_draw = ImageDraw.Draw(body_mask)
+    object_mask = Image.new("L", (size, size), 0)  # everything drawn: where the sheen may fall
     draw = ImageDraw.Draw(img)
     for shape in _SHAPES[attrs["product_type"]]:
-        kind, role = shape[0], shape[1]
-        target, fill = (mask_draw, 255) if role == "body" else (draw, roles[role])
-        if kind == "rect":
-            target.rectangle(box(shape[2]), fill=fill)
-        elif kind == "rrect":
-            b = box(shape[2])
-            target.rounded_rectangle(
-                b, radius=max(1, int(min(b[2] - b[0], b[3] - b[1]) * 0.2)), fill=fill
-            )
-        elif kind == "ellipse":
-            target.ellipse(box(shape[2]), fill=fill)
-        elif kind == "chord":
-            target.chord(box(shape[2]), shape[3], shape[4], fill=fill)
-        elif kind == "poly":
-            target.polygon([pt(x, y) for x, y in shape[2]], fill=fill)
-        elif kind == "line":
-            target.line(
-                [pt(x, y) for x, y in shape[2]],
-                fill=fill,
-                width=max(1, int(shape[3] * size * scale)),
-            )
-        elif kind == "arc":
-            target.arc(
-                box(shape[2]),
-                shape[3],
-                shape[4],
-                fill=fill,
-                width=max(1, int(shape[5] * size * scale)),
-            )
-        if role == "body":  # composite each body part in drawing order, then clear the mask
-            img.paste(_pattern(attrs["pattern"], primary, size), (0, 0), body_mask)
+        if shape[1] == "body":  # composite each body part in drawing order, then clear the mask
+            _draw_shape(ImageDraw.Draw(body_mask), shape, 255, pt, box, size * scale)
+            img.paste(pattern, (0, 0), body_mask)
             body_mask.paste(0, (0, 0, size, size))
+        else:
+            _draw_shape(draw, shape, roles[shape[1]], pt, box, size * scale)
+        _draw_shape(ImageDraw.Draw(object_mask), shape, 255, pt, box, size * scale)
     sheen = _SHEEN[attrs["material"]]
     if sheen:
-        layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-        ImageDraw.Draw(layer).ellipse(box((0.30, 0.22, 0.42, 0.40)), fill=(255, 255, 255, sheen))
-        img.paste(layer, (0, 0), layer)
+        spot = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(spot).ellipse(box((0.30, 0.22, 0.42, 0.40)), fill=sheen)
+        img.paste((255, 255, 255), (0, 0, size, size), ImageChops.multiply(spot, object_mask))
 
     font = _font(max(6, int(size * 0.075)))
     text = attrs["brand"].upper()
