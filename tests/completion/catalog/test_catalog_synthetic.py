@@ -54,6 +54,9 @@ def test_paper_preset_holds_table_1() -> None:
     assert cfg.counts["Video_Games"] == (25501, 3461, 189692)
     assert cfg.counts["All_Beauty"] == (1068, 4094, 10198)
     assert len(cfg.counts) == 9 and cfg.cqbench_n == 1000 and cfg.grpo_n == 500
+    demo = SynthConfig.from_preset("demo", image_size=128)
+    assert len(demo.counts) == 9 and set(demo.counts.values()) == {(40, 80, 600)}
+    assert demo.image_size == 128 and demo.cqbench_n == 20 and demo.grpo_n == 10
 
 
 def test_exact_counts_and_five_core_minimum(tmp_path: Path) -> None:

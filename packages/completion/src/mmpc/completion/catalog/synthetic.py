@@ -318,7 +318,12 @@ def synthesize(
     atomic_write_json(marker_path, marker)
     log.info("generating SYNTHETIC catalogue (preset %s, seed %d) in %s", cfg.preset, seed, out)
     items, inters, prefs, notes = [], [], [], {}
-    for ci, (cat, (n_users, n_items, n_inter)) in enumerate(sorted(cfg.counts.items())):
+    per_category = tqdm(
+        sorted(cfg.counts.items()),
+        desc="simulating SYNTHETIC categories",
+        disable=len(cfg.counts) < 5,
+    )
+    for ci, (cat, (n_users, n_items, n_inter)) in enumerate(per_category):
         rng = np.random.default_rng([seed, ci])
         needed = cfg.k * max(n_users, n_items)
         if n_inter < needed:
