@@ -17,8 +17,11 @@ PAPER = sorted(p for p in CONFIGS.glob("*.yaml") if p.stem.startswith(("qwen", "
 
 def _common(catalog: Catalog, run: Path) -> list[str]:
     return [
-        f"--data.catalog={catalog.root}", "--data.limit=1", "--data.num_workers=0",
-        f"--writer.run_dir={run}", "--trainer.accelerator=cpu",
+        f"--data.catalog={catalog.root}",
+        "--data.limit=1",
+        "--data.num_workers=0",
+        f"--writer.run_dir={run}",
+        "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
     ]
 
@@ -39,12 +42,19 @@ def test_all_six_models_times_two_tasks_have_configs() -> None:
 
 @pytest.mark.parametrize("config", PAPER, ids=[p.stem for p in PAPER])
 def test_paper_config_runs_with_tiny_models(
-    config: Path, tiny_catalog: Catalog, tiny_qwen: Path, tiny_gemma: Path, tiny_sd3: Path,
+    config: Path,
+    tiny_catalog: Catalog,
+    tiny_qwen: Path,
+    tiny_gemma: Path,
+    tiny_sd3: Path,
     tmp_path: Path,
 ) -> None:
     tiny = tiny_qwen if config.stem.startswith("qwen") else tiny_gemma
     args = [
-        "predict", "--config", str(config), *_common(tiny_catalog, tmp_path),
+        "predict",
+        "--config",
+        str(config),
+        *_common(tiny_catalog, tmp_path),
         f"--model.generator.init_args.model={tiny}",
         "--model.generator.init_args.quantization=none",
         "--model.generator.init_args.compute_dtype=float32",
@@ -53,8 +63,10 @@ def test_paper_config_runs_with_tiny_models(
     task = config.stem.split("_")[-1]
     if task == "t2i":
         args += [
-            f"--model.renderer.init_args.model={tiny_sd3}", "--model.renderer.init_args.dtype=float32",
-            "--model.renderer.init_args.height=32", "--model.renderer.init_args.width=32",
+            f"--model.renderer.init_args.model={tiny_sd3}",
+            "--model.renderer.init_args.dtype=float32",
+            "--model.renderer.init_args.height=32",
+            "--model.renderer.init_args.width=32",
             "--model.renderer.init_args.max_sequence_length=16",
             "--model.renderer.init_args.num_inference_steps=1",
         ]
@@ -65,8 +77,13 @@ def test_paper_config_runs_with_tiny_models(
 
 def test_offline_retrieval_i2t_config(tiny_catalog: Catalog, tmp_path: Path) -> None:
     config = CONFIGS / "retrieval-baseline_i2t.yaml"
-    args = ["predict", "--config", str(config), *_common(tiny_catalog, tmp_path),
-            "--model.generator.init_args.image_size=32"]
+    args = [
+        "predict",
+        "--config",
+        str(config),
+        *_common(tiny_catalog, tmp_path),
+        "--model.generator.init_args.image_size=32",
+    ]
     assert dispatcher.main(["complete", *args]) == 0
     [record] = _records(tmp_path, "retrieval-baseline", "i2t")
     assert record["error"] is None and record["output"] in set(tiny_catalog.items["title"])
@@ -75,9 +92,14 @@ def test_offline_retrieval_i2t_config(tiny_catalog: Catalog, tmp_path: Path) -> 
 def test_offline_smollm2_t2i_config(tiny_catalog: Catalog, tiny_llm: Path, tmp_path: Path) -> None:
     # The real SmolLM2 conversion is covered by the slow test in test_backends.py.
     config = CONFIGS / "smollm2-retrieval-baseline_t2i.yaml"
-    args = ["predict", "--config", str(config), *_common(tiny_catalog, tmp_path),
-            f"--model.generator.init_args.model={tiny_llm}",
-            '--model.generator.init_args.generation={"max_new_tokens": 4}']
+    args = [
+        "predict",
+        "--config",
+        str(config),
+        *_common(tiny_catalog, tmp_path),
+        f"--model.generator.init_args.model={tiny_llm}",
+        '--model.generator.init_args.generation={"max_new_tokens": 4}',
+    ]
     assert main(args) == 0
     [record] = _records(tmp_path, "smollm2-retrieval-baseline", "t2i")
     images = tmp_path / "completion" / "smollm2-retrieval-baseline" / "t2i" / "images"
@@ -88,12 +110,14 @@ def test_missing_weights_is_one_line_and_exit_2(
     tiny_catalog: Catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = CONFIGS / "qwen2.5-vl-7b_i2t.yaml"
-    code = dispatcher.main(["complete", "predict", "--config", str(config),
-                            *_common(tiny_catalog, tmp_path)])
+    code = dispatcher.main(
+        ["complete", "predict", "--config", str(config), *_common(tiny_catalog, tmp_path)]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("mmpc complete: cannot load multimodal LLM weights "
-                              "'Qwen/Qwen2.5-VL-7B-Instruct'")
+    assert err[-1].startswith(
+        "mmpc complete: cannot load multimodal LLM weights 'Qwen/Qwen2.5-VL-7B-Instruct'"
+    )
     assert "--model.generator.init_args.model=/path" in err[-1]
     assert "Traceback" not in "\n".join(err)
 

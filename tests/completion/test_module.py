@@ -25,8 +25,12 @@ KEYS = {"item_id", "task", "completer", "output", "raw", "error", "timings"}
 def _predict(module: CompletionModule, catalog: Catalog, run: Path, limit: int) -> list[dict]:
     dm = CompletionDataModule(str(catalog.root), task=module.task, limit=limit, batch_size=2)
     trainer = Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         callbacks=[CompletionWriter(str(run))],
     )
     trainer.predict(module, datamodule=dm, return_predictions=False)
@@ -41,12 +45,18 @@ def test_item_seed_is_stable_and_distinct() -> None:
     assert item_seed(0, "a") == item_seed(0, "a") != item_seed(1, "a")
 
 
-def test_i2t_records_follow_the_parser(tiny_qwen: Path, tiny_catalog: Catalog, tmp_path: Path) -> None:
+def test_i2t_records_follow_the_parser(
+    tiny_qwen: Path, tiny_catalog: Catalog, tmp_path: Path
+) -> None:
     module = CompletionModule(
         completer="tiny-qwen",
         task="i2t",
-        generator=MLLMBackend(str(tiny_qwen), quantization="none", compute_dtype="float32",
-                              generation={"max_new_tokens": 6, "do_sample": False}),
+        generator=MLLMBackend(
+            str(tiny_qwen),
+            quantization="none",
+            compute_dtype="float32",
+            generation={"max_new_tokens": 6, "do_sample": False},
+        ),
     )
     records = _predict(module, tiny_catalog, tmp_path, limit=3)
     assert [r["item_id"] for r in records] == tiny_catalog.sample("cqbench")[:3]
@@ -62,7 +72,8 @@ def test_i2t_records_follow_the_parser(tiny_qwen: Path, tiny_catalog: Catalog, t
 
 def test_baseline_answers_are_not_parsed(tiny_catalog: Catalog, tmp_path: Path) -> None:
     module = CompletionModule(
-        completer="retrieval-baseline", task="i2t",
+        completer="retrieval-baseline",
+        task="i2t",
         generator=RetrievalTitleBaseline(features="color-histogram"),
     )
     records = _predict(module, tiny_catalog, tmp_path, limit=2)
@@ -70,15 +81,26 @@ def test_baseline_answers_are_not_parsed(tiny_catalog: Catalog, tmp_path: Path) 
     assert all(r["error"] is None and r["output"] == r["raw"] in titles for r in records)
 
 
-def test_t2i_renders_seeded_images(tiny_gemma: Path, tiny_sd3: Path, tiny_catalog: Catalog,
-                                   tmp_path: Path) -> None:
+def test_t2i_renders_seeded_images(
+    tiny_gemma: Path, tiny_sd3: Path, tiny_catalog: Catalog, tmp_path: Path
+) -> None:
     module = CompletionModule(
         completer="tiny-gemma",
         task="t2i",
-        generator=MLLMBackend(str(tiny_gemma), quantization="none", compute_dtype="float32",
-                              generation={"max_new_tokens": 6, "do_sample": False}),
-        renderer=DiffusionBackend(str(tiny_sd3), dtype="float32", num_inference_steps=2,
-                                  max_sequence_length=16, height=32, width=32),
+        generator=MLLMBackend(
+            str(tiny_gemma),
+            quantization="none",
+            compute_dtype="float32",
+            generation={"max_new_tokens": 6, "do_sample": False},
+        ),
+        renderer=DiffusionBackend(
+            str(tiny_sd3),
+            dtype="float32",
+            num_inference_steps=2,
+            max_sequence_length=16,
+            height=32,
+            width=32,
+        ),
         on_parse_failure="title",
     )
     records = _predict(module, tiny_catalog, tmp_path, limit=3)
@@ -94,12 +116,17 @@ def test_t2i_renders_seeded_images(tiny_gemma: Path, tiny_sd3: Path, tiny_catalo
         assert record["timings"]["render_s"] > 0
 
 
-def test_t2i_prompt_writer_and_retrieval_renderer(tiny_llm: Path, tiny_catalog: Catalog,
-                                                  tmp_path: Path) -> None:
+def test_t2i_prompt_writer_and_retrieval_renderer(
+    tiny_llm: Path, tiny_catalog: Catalog, tmp_path: Path
+) -> None:
     module = CompletionModule(
-        completer="tiny-llm-retrieval", task="t2i",
-        generator=TextLLMBackend(str(tiny_llm), generation={"max_new_tokens": 4, "do_sample": False}),
-        renderer=RetrievalRenderer(), on_parse_failure="skip",
+        completer="tiny-llm-retrieval",
+        task="t2i",
+        generator=TextLLMBackend(
+            str(tiny_llm), generation={"max_new_tokens": 4, "do_sample": False}
+        ),
+        renderer=RetrievalRenderer(),
+        on_parse_failure="skip",
     )
     records = _predict(module, tiny_catalog, tmp_path, limit=2)
     images = output_dir(tmp_path, "tiny-llm-retrieval", "t2i") / "images"
