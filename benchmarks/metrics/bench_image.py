@@ -88,7 +88,9 @@ def report(rows: list[tuple[str, int, float, float, float, str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1000, help="pairs for MSE/PSNR/SSIM")
-    parser.add_argument("--net-pairs", type=int, default=64, help="pairs for LPIPS/CLIP")
+    parser.add_argument(
+        "--net-pairs", type=int, default=64, help="pairs for LPIPS/CLIP (0: skip them)"
+    )
     parser.add_argument("--size", type=int, default=256, help="image side in px")
     parser.add_argument("--batch", type=int, default=50, help="batch size of our metrics")
     parser.add_argument(
@@ -136,6 +138,9 @@ def main() -> None:
         print(f"{name}: ours {ours_s:.2f} s, reference {ref_s:.2f} s")
 
     m = min(args.net_pairs, n)
+    if m == 0:  # --net-pairs 0: pixel metrics only
+        report(rows)
+        return
     net_p, net_t = preds[:m], target[:m]
     st_metric = LPIPS(net="st-lpips", reduction="none")
     ours_s, ours = run_ours(st_metric, net_p, net_t, args.batch)

@@ -122,10 +122,17 @@ def test_bad_shapes_raise_one_line_errors() -> None:
         SSIM(reduction="sum")
 
 
-def test_ssim_is_differentiable() -> None:
-    preds = torch.rand(1, 3, 12, 12, dtype=torch.float64, requires_grad=True)
-    structural_similarity(preds, torch.rand(1, 3, 12, 12, dtype=torch.float64)).backward()
-    assert preds.grad is not None and preds.grad.abs().sum() > 0
+@pytest.mark.parametrize("fn", [structural_similarity, mean_squared_error])
+def test_autograd_path_is_differentiable_and_equals_the_in_place_path(fn) -> None:
+    gen = torch.Generator().manual_seed(0)
+    preds = torch.rand(3, 3, 12, 14, dtype=torch.float64, generator=gen)
+    target = torch.rand(3, 3, 12, 14, dtype=torch.float64, generator=gen)
+    fast = fn(preds, target, reduction="none")  # no grad needed: reused in-place buffers
+    leaf = preds.clone().requires_grad_(True)
+    with_grad = fn(leaf, target, reduction="none")
+    assert_close(with_grad.detach(), fast, rtol=1e-12, atol=1e-15)
+    with_grad.sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
 
 
 # ---- prepare_image_pair ------------------------------------------------------------------

@@ -16,9 +16,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from stlpips_pytorch import stlpips
 from torch.testing import assert_close
-from torchvision.models import alexnet
 
 from mmpc.metrics import LPIPS, CLIPImageSimilarity, MissingWeightsError
+from mmpc.metrics._backbones import _load_state_dict
 from mmpc.metrics.functional import clip_image_similarity, lpips
 from mmpc.metrics.functional.perceptual import clip_tensor_transform
 
@@ -50,12 +50,29 @@ def photo_batch(distorted_photos) -> tuple[torch.Tensor, torch.Tensor]:
     return to(gens), to(refs)
 
 
+# Conv layers of torchvision's AlexNet.features: index -> (out, in, kernel).
+ALEXNET_CONVS = {
+    0: (64, 3, 11),
+    3: (192, 64, 5),
+    6: (384, 192, 3),
+    8: (256, 384, 3),
+    10: (256, 256, 3),
+}
+
+
 @pytest.fixture(scope="module")
 def random_alexnet_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A torchvision AlexNet state dict with random weights, saved as a local backbone file."""
-    torch.manual_seed(1)
+    """AlexNet ``features.*`` weights, random (He-scaled), saved as a local backbone file."""
+    gen = torch.Generator().manual_seed(1)
+    state = {}
+    for index, (out, inp, k) in ALEXNET_CONVS.items():
+        fan_in = inp * k * k
+        state[f"features.{index}.weight"] = (
+            torch.randn(out, inp, k, k, generator=gen) * (2 / fan_in) ** 0.5
+        )
+        state[f"features.{index}.bias"] = 0.01 * torch.randn(out, generator=gen)
     path = tmp_path_factory.mktemp("alexnet") / "alexnet-random.pth"
-    torch.save(alexnet(weights=None).state_dict(), path)
+    torch.save(state, path)
     return path
 
 
@@ -95,13 +112,15 @@ def test_alex_lpips_with_local_backbone_matches_the_package(
         expected = reference(preds, target, normalize=True).reshape(-1)
     ours = lpips(preds, target, net="alex", backbone_path=random_alexnet_file, reduction="none")
     assert_close(ours, expected, rtol=1e-5, atol=1e-6)
-    # The same backbone as safetensors gives the same numbers.
-    safe = tmp_path / "alexnet.safetensors"
-    save_file(torch.load(random_alexnet_file, weights_only=True), str(safe))
-    metric = LPIPS(backbone_path=safe)
+    metric = LPIPS(net=lambda x, y: reference(x, y), reduction="mean")
     metric.update(preds, target)
     assert_close(metric.compute(), expected.double().mean(), rtol=1e-5, atol=1e-6)
     assert metric.label == "LPIPS"
+    # A safetensors copy of the backbone is read to the same tensors.
+    safe = tmp_path / "alexnet.safetensors"
+    state = torch.load(random_alexnet_file, weights_only=True)
+    save_file(state, str(safe))
+    assert_close(_load_state_dict(safe), state, rtol=0, atol=0)
 
 
 def test_alex_lpips_without_cached_backbone_raises_one_line(

@@ -1,10 +1,12 @@
 """Pixel image metrics (PSNR, SSIM, MSE) computed batched in torch, and the image-pair helper.
 
 All metrics take float tensors ``(N, 3, H, W)`` with values in ``[0, 1]`` and return one value per
-item (``reduction="none"``) or their mean (``reduction="mean"``). They are computed in float64 and
-equal scikit-image's ``mean_squared_error``, ``peak_signal_noise_ratio(data_range=1)`` and
+item (``reduction="none"``) or their mean (``reduction="mean"``), as float64. They equal
+scikit-image's ``mean_squared_error``, ``peak_signal_noise_ratio(data_range=1)`` and
 ``structural_similarity(win_size=7, channel_axis=-1, data_range=1.0)`` on the same ``(H, W, 3)``
-arrays (see ``tests/metrics/test_image.py``).
+arrays (see ``tests/metrics/test_image.py``). MSE/PSNR take differences in the inputs' float type
+and accumulate in float64, exactly as scikit-image; SSIM is computed in float64 throughout (for
+float32 inputs scikit-image would work in float32; the two differ by < 1e-6).
 """
 
 from __future__ import annotations
@@ -62,12 +64,20 @@ def _reduce(values: Tensor, reduction: Reduction) -> Tensor:
 
 
 def _mse_update(preds: Tensor, target: Tensor) -> Tensor:
-    """Per-item mean squared error ``mean_{c,h,w} (x - y)^2`` in float64, shape ``(N,)``."""
+    """Per-item mean squared error ``mean_{c,h,w} (x - y)^2``, shape ``(N,)``, float64.
+
+    As scikit-image: differences in the inputs' float type, the mean accumulated in float64.
+    """
     _check_pair(preds, target)
-    chunks = [
-        (p.to(_COMPUTE_DTYPE) - t.to(_COMPUTE_DTYPE)).square().flatten(1).mean(dim=1)
-        for p, t in zip(preds.split(_chunk(preds)), target.split(_chunk(preds)), strict=True)
-    ]  # float64 differences in small chunks: exact as scikit-image, cache-friendly
+    size = _chunk(preds)
+    needs_grad = torch.is_grad_enabled() and (preds.requires_grad or target.requires_grad)
+    per_item = preds[0].numel()
+    chunks = []
+    for p, t in zip(preds.split(size), target.split(size), strict=True):
+        diff = p - t  # (n, 3, H, W)
+        # In place where autograd allows it: on CPU fresh memory per image is the main cost.
+        squared = diff.square() if needs_grad else diff.square_()
+        chunks.append(squared.reshape(len(p), -1).sum(dim=1, dtype=torch.float64) / per_item)
     return torch.cat(chunks)  # (N,)
 
 
@@ -140,11 +150,63 @@ def _ssim_update(
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
     # Chunks bound the float64 working set (15 maps per item) and keep it in cache on CPU.
     size = _chunk(preds)
-    chunks = [
-        _ssim_chunk(p, t, data_range, win_size)
-        for p, t in zip(preds.split(size), target.split(size), strict=True)
-    ]
-    return torch.cat(chunks)  # (N,)
+    pairs = zip(preds.split(size), target.split(size), strict=True)
+    needs_grad = torch.is_grad_enabled() and (preds.requires_grad or target.requires_grad)
+    if needs_grad:
+        return torch.cat([_ssim_chunk(p, t, data_range, win_size) for p, t in pairs])  # (N,)
+    workspace: dict[str, Tensor] = {}
+    return torch.cat([_ssim_chunk_inplace(p, t, data_range, win_size, workspace) for p, t in pairs])
+
+
+def _buffer(
+    workspace: dict[str, Tensor], name: str, shape: tuple[int, ...], like: Tensor
+) -> Tensor:
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape:
+        buf = workspace[name] = torch.empty(shape, dtype=_COMPUTE_DTYPE, device=like.device)
+    return buf
+
+
+def _ssim_chunk_inplace(
+    preds: Tensor, target: Tensor, data_range: float, win_size: int, workspace: dict[str, Tensor]
+) -> Tensor:
+    """:func:`_ssim_chunk` without autograd, writing into buffers reused across chunks.
+
+    The same formula (equal to float64 rounding, see the tests), but fresh memory is
+    allocated once per call instead of once per chunk: on CPU, touching new pages for every
+    image costs more than the arithmetic.
+    """
+    n, _, height, width = preds.shape
+    h_out, w_out = height - win_size + 1, width - win_size + 1
+    maps = _buffer(workspace, "maps", (n, 15, height, width), preds)
+    rows = _buffer(workspace, "rows", (n, 15, height, w_out), preds)
+    box = _buffer(workspace, "box", (n, 15, h_out, w_out), preds)
+    ux_uy = _buffer(workspace, "a", (n, 3, h_out, w_out), preds)
+    sq_means = _buffer(workspace, "b", (n, 3, h_out, w_out), preds)
+    x, y = maps[:, 0:3], maps[:, 3:6]
+    x.copy_(preds)
+    y.copy_(target)
+    torch.mul(x, x, out=maps[:, 6:9])
+    torch.mul(y, y, out=maps[:, 9:12])
+    torch.mul(x, y, out=maps[:, 12:15])
+    rows.copy_(maps[..., :w_out])
+    for shift in range(1, win_size):
+        rows += maps[..., shift : shift + w_out]
+    box.copy_(rows[..., :h_out, :])
+    for shift in range(1, win_size):
+        box += rows[..., shift : shift + h_out, :]
+    box.div_(win_size * win_size)
+    ux, uy, uxx, uyy, uxy = box.chunk(5, dim=1)  # views, each (n, 3, h, w)
+    n_px = win_size * win_size
+    cov_norm = n_px / (n_px - 1)
+    c1 = (_SSIM_K1 * data_range) ** 2
+    c2 = (_SSIM_K2 * data_range) ** 2
+    torch.mul(ux, uy, out=ux_uy)
+    torch.mul(ux, ux, out=sq_means).addcmul_(uy, uy)
+    numerator = uxy.sub_(ux_uy).mul_(2 * cov_norm).add_(c2).mul_(ux_uy.mul_(2).add_(c1))
+    denominator = uxx.add_(uyy).sub_(sq_means).mul_(cov_norm).add_(c2).mul_(sq_means.add_(c1))
+    ssim_map = numerator.div_(denominator)  # (n, 3, h, w)
+    return ssim_map.reshape(n, 3, -1).mean(dim=2).mean(dim=1)  # (n,)
 
 
 def _box_mean(maps: Tensor, win_size: int) -> Tensor:
