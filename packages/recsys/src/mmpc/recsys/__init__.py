@@ -1,1 +1,40 @@
-"""mmpc.recsys: see the package README section in the root README."""
+"""mmpc.recsys: VBPR, BM3 and FREEDOM as one shared LightningModule, plus data and features.
+
+Names are resolved lazily (PEP 562): ``from mmpc.recsys import VBPR`` imports only what it needs.
+See ``docs/recsys.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "Recommender": "mmpc.recsys.models.base",
+    "VBPR": "mmpc.recsys.models.vbpr",
+    "BM3": "mmpc.recsys.models.bm3",
+    "FREEDOM": "mmpc.recsys.models.freedom",
+    "RecommenderModule": "mmpc.recsys.module",
+    "summarize_runs": "mmpc.recsys.module",
+    "InteractionData": "mmpc.recsys.data",
+    "InteractionDataModule": "mmpc.recsys.data",
+    "TextEncoder": "mmpc.recsys.features",
+    "ImageEncoder": "mmpc.recsys.features",
+    "extract_features": "mmpc.recsys.features",
+    "write_feature_folder": "mmpc.recsys.features",
+    "write_condition": "mmpc.recsys.conditions",
+    "write_imputed_condition": "mmpc.recsys.conditions",
+    "impute": "mmpc.recsys.conditions",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mmpc.recsys' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
