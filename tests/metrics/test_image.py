@@ -60,6 +60,12 @@ def test_float32_inputs_match_scikit_image(distorted_photos) -> None:
     ours = structural_similarity(_batch(gens32), _batch(refs32), reduction="none")
     ref = _sk_values(skm.structural_similarity, refs32, gens32, **SK_SSIM)
     assert_close(ours, ref, rtol=0, atol=2e-6)  # scikit-image works in float32, we in float64
+    fast = structural_similarity(
+        _batch(gens32), _batch(refs32), reduction="none", precision="float32"
+    )
+    assert_close(fast, ref, rtol=0, atol=2e-6)  # both float32, different summation order
+    exact = _sk_values(skm.structural_similarity, refs, gens, **SK_SSIM)
+    assert_close(fast, exact, rtol=0, atol=2e-6)
     ours_psnr = peak_signal_noise_ratio(_batch(gens32), _batch(refs32), reduction="none")
     ref_psnr = _sk_values(skm.peak_signal_noise_ratio, refs32, gens32, data_range=1.0)
     assert_close(ours_psnr, ref_psnr, rtol=1e-6, atol=0)
@@ -120,6 +126,8 @@ def test_bad_shapes_raise_one_line_errors() -> None:
         structural_similarity(torch.rand(1, 3, 6, 30), torch.rand(1, 3, 6, 30))
     with pytest.raises(ValueError, match="reduction"):
         SSIM(reduction="sum")
+    with pytest.raises(ValueError, match="precision"):
+        SSIM(precision="float16")
 
 
 @pytest.mark.parametrize("fn", [structural_similarity, mean_squared_error])

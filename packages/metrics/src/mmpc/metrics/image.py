@@ -15,6 +15,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from mmpc.metrics.functional.image import (
+    Precision,
     Reduction,
     _mse_update,
     _psnr_compute,
@@ -140,6 +141,7 @@ class SSIM(PerItemImageMetric):
         data_range: ``R``, the span of pixel values.
         win_size: odd side of the window (7, as the protocol).
         reduction: ``"mean"`` or ``"none"`` (per-item values).
+        precision: ``"float64"`` (default, exact) or ``"float32"`` (faster, within ~1e-6).
     """
 
     is_differentiable: ClassVar[bool] = True
@@ -151,11 +153,15 @@ class SSIM(PerItemImageMetric):
         data_range: float = 1.0,
         win_size: int = 7,
         reduction: Reduction = "mean",
+        precision: Precision = "float64",
         **kwargs: Any,
     ) -> None:
         super().__init__(reduction=reduction, **kwargs)
+        if precision not in ("float64", "float32"):
+            raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.data_range = data_range
         self.win_size = win_size
+        self.precision = precision
 
     def _per_item(self, preds: Tensor, target: Tensor) -> Tensor:
-        return _ssim_update(preds, target, self.data_range, self.win_size)
+        return _ssim_update(preds, target, self.data_range, self.win_size, self.precision)

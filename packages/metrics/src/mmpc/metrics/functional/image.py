@@ -5,8 +5,9 @@ item (``reduction="none"``) or their mean (``reduction="mean"``), as float64. Th
 scikit-image's ``mean_squared_error``, ``peak_signal_noise_ratio(data_range=1)`` and
 ``structural_similarity(win_size=7, channel_axis=-1, data_range=1.0)`` on the same ``(H, W, 3)``
 arrays (see ``tests/metrics/test_image.py``). MSE/PSNR take differences in the inputs' float type
-and accumulate in float64, exactly as scikit-image; SSIM is computed in float64 throughout (for
-float32 inputs scikit-image would work in float32; the two differ by < 1e-6).
+and accumulate in float64, exactly as scikit-image; SSIM is computed in float64 by default (as
+scikit-image does for uint8 images, the published path) or, with ``precision="float32"``, in
+float32 as scikit-image does for float32 arrays; means are accumulated in float64.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from mmpc.metrics.errors import ImageReadError
 Reduction = Literal["mean", "none"]
 ImageLike = Image.Image | str | os.PathLike[str]
 
-_COMPUTE_DTYPE = torch.float64
+_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+Precision = Literal["float64", "float32"]
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
 _CPU_CHUNK = 1  # items per float64 pass on CPU: one image's maps stay in cache (measured best)
@@ -137,7 +139,11 @@ def peak_signal_noise_ratio(
 
 
 def _ssim_update(
-    preds: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 7
+    preds: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    win_size: int = 7,
+    precision: Precision = "float64",
 ) -> Tensor:
     """Per-item SSIM, shape ``(N,)``, with a uniform window as scikit-image (see the public twin).
 
@@ -148,27 +154,41 @@ def _ssim_update(
     _check_pair(preds, target, min_side=win_size)
     if win_size % 2 != 1 or win_size < 3:
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    dtype = _PRECISIONS[precision]
     # Chunks bound the float64 working set (15 maps per item) and keep it in cache on CPU.
     size = _chunk(preds)
     pairs = zip(preds.split(size), target.split(size), strict=True)
     needs_grad = torch.is_grad_enabled() and (preds.requires_grad or target.requires_grad)
     if needs_grad:
-        return torch.cat([_ssim_chunk(p, t, data_range, win_size) for p, t in pairs])  # (N,)
+        return torch.cat([_ssim_chunk(p, t, data_range, win_size, dtype) for p, t in pairs])
     workspace: dict[str, Tensor] = {}
-    return torch.cat([_ssim_chunk_inplace(p, t, data_range, win_size, workspace) for p, t in pairs])
+    return torch.cat(
+        [_ssim_chunk_inplace(p, t, data_range, win_size, dtype, workspace) for p, t in pairs]
+    )  # (N,)
 
 
 def _buffer(
-    workspace: dict[str, Tensor], name: str, shape: tuple[int, ...], like: Tensor
+    workspace: dict[str, Tensor],
+    name: str,
+    shape: tuple[int, ...],
+    like: Tensor,
+    dtype: torch.dtype,
 ) -> Tensor:
     buf = workspace.get(name)
     if buf is None or buf.shape != shape:
-        buf = workspace[name] = torch.empty(shape, dtype=_COMPUTE_DTYPE, device=like.device)
+        buf = workspace[name] = torch.empty(shape, dtype=dtype, device=like.device)
     return buf
 
 
 def _ssim_chunk_inplace(
-    preds: Tensor, target: Tensor, data_range: float, win_size: int, workspace: dict[str, Tensor]
+    preds: Tensor,
+    target: Tensor,
+    data_range: float,
+    win_size: int,
+    dtype: torch.dtype,
+    workspace: dict[str, Tensor],
 ) -> Tensor:
     """:func:`_ssim_chunk` without autograd, writing into buffers reused across chunks.
 
@@ -178,11 +198,11 @@ def _ssim_chunk_inplace(
     """
     n, _, height, width = preds.shape
     h_out, w_out = height - win_size + 1, width - win_size + 1
-    maps = _buffer(workspace, "maps", (n, 15, height, width), preds)
-    rows = _buffer(workspace, "rows", (n, 15, height, w_out), preds)
-    box = _buffer(workspace, "box", (n, 15, h_out, w_out), preds)
-    ux_uy = _buffer(workspace, "a", (n, 3, h_out, w_out), preds)
-    sq_means = _buffer(workspace, "b", (n, 3, h_out, w_out), preds)
+    maps = _buffer(workspace, "maps", (n, 15, height, width), preds, dtype)
+    rows = _buffer(workspace, "rows", (n, 15, height, w_out), preds, dtype)
+    box = _buffer(workspace, "box", (n, 15, h_out, w_out), preds, dtype)
+    ux_uy = _buffer(workspace, "a", (n, 3, h_out, w_out), preds, dtype)
+    sq_means = _buffer(workspace, "b", (n, 3, h_out, w_out), preds, dtype)
     x, y = maps[:, 0:3], maps[:, 3:6]
     x.copy_(preds)
     y.copy_(target)
@@ -206,7 +226,7 @@ def _ssim_chunk_inplace(
     numerator = uxy.sub_(ux_uy).mul_(2 * cov_norm).add_(c2).mul_(ux_uy.mul_(2).add_(c1))
     denominator = uxx.add_(uyy).sub_(sq_means).mul_(cov_norm).add_(c2).mul_(sq_means.add_(c1))
     ssim_map = numerator.div_(denominator)  # (n, 3, h, w)
-    return ssim_map.reshape(n, 3, -1).mean(dim=2).mean(dim=1)  # (n,)
+    return ssim_map.reshape(n, 3, -1).mean(dim=2, dtype=torch.float64).mean(dim=1)  # (n,)
 
 
 def _box_mean(maps: Tensor, win_size: int) -> Tensor:
@@ -227,9 +247,11 @@ def _box_mean(maps: Tensor, win_size: int) -> Tensor:
     return box.div_(win_size * win_size)
 
 
-def _ssim_chunk(preds: Tensor, target: Tensor, data_range: float, win_size: int) -> Tensor:
-    x = preds.to(_COMPUTE_DTYPE)  # (n, 3, H, W)
-    y = target.to(_COMPUTE_DTYPE)
+def _ssim_chunk(
+    preds: Tensor, target: Tensor, data_range: float, win_size: int, dtype: torch.dtype
+) -> Tensor:
+    x = preds.to(dtype)  # (n, 3, H, W)
+    y = target.to(dtype)
     n = x.shape[0]
     # One pool over the five maps at once: x, y, x², y², xy.
     maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (n, 15, H, W)
@@ -245,7 +267,7 @@ def _ssim_chunk(preds: Tensor, target: Tensor, data_range: float, win_size: int)
     numerator = (2 * ux_uy + c1) * (2 * cov_norm * (uxy - ux_uy) + c2)
     denominator = (sq_means + c1) * (cov_norm * (uxx + uyy - sq_means) + c2)
     ssim_map = numerator / denominator  # (n, 3, h, w)
-    return ssim_map.reshape(n, 3, -1).mean(dim=2).mean(dim=1)  # (n,)
+    return ssim_map.reshape(n, 3, -1).mean(dim=2, dtype=torch.float64).mean(dim=1)  # (n,)
 
 
 def structural_similarity(
@@ -254,6 +276,7 @@ def structural_similarity(
     data_range: float = 1.0,
     win_size: int = 7,
     reduction: Reduction = "mean",
+    precision: Precision = "float64",
 ) -> Tensor:
     """Structural similarity per image pair, exactly as scikit-image's default SSIM.
 
@@ -273,11 +296,14 @@ def structural_similarity(
         data_range: ``R``, the span of possible pixel values.
         win_size: odd side of the uniform window.
         reduction: ``"mean"`` over items or ``"none"`` for the ``(N,)`` per-item values.
+        precision: ``"float64"`` (default; what scikit-image does for the published uint8
+            images, equal to 1e-10) or ``"float32"`` (what scikit-image does for float32
+            arrays; about 2x faster on CPU, within ~1e-6 of float64).
 
     Returns:
         A float64 scalar, or a float64 ``(N,)`` tensor.
     """
-    return _reduce(_ssim_update(preds, target, data_range, win_size), reduction)
+    return _reduce(_ssim_update(preds, target, data_range, win_size, precision), reduction)
 
 
 def _open_image(image: ImageLike) -> Image.Image:
