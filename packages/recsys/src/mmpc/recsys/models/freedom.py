@@ -73,8 +73,8 @@ class FREEDOM(Recommender):
         num_items: I.
         feature_dims: ``{"text": d_t, "image": d_v}``; at least one modality.
         embedding_dim: width of the ID embeddings.
-        feat_embed_dim: width of the modality projections (must equal ``embedding_dim``: they are
-            scored against user embeddings).
+        feat_embed_dim: width of the modality projections; None means ``embedding_dim``, which it
+            must equal (projections are scored against user embeddings; MMRec: both 64).
         knn_k: neighbours per item in each modality graph.
         mm_image_weight: weight ``w_v`` of the image graph in the mix.
         n_mm_layers: propagation layers over the item-item graph.
@@ -94,7 +94,7 @@ class FREEDOM(Recommender):
         num_items: int,
         feature_dims: dict[str, int] | None = None,
         embedding_dim: int = 64,
-        feat_embed_dim: int = 64,
+        feat_embed_dim: int | None = None,
         knn_k: int = 10,
         mm_image_weight: float = 0.1,
         n_mm_layers: int = 1,
@@ -108,6 +108,7 @@ class FREEDOM(Recommender):
         super().__init__(num_users, num_items, feature_dims)
         if not self.feature_dims:
             raise ValueError("FREEDOM: needs text and/or image features, feature_dims is empty")
+        feat_embed_dim = embedding_dim if feat_embed_dim is None else feat_embed_dim
         if feat_embed_dim != embedding_dim:
             raise ValueError(
                 f"FREEDOM: feat_embed_dim ({feat_embed_dim}) must equal embedding_dim "
