@@ -134,6 +134,13 @@ def test_class_accumulates_like_functional(backbone, reference_prf: torch.Tensor
     assert_close(idf_metric.compute(), expected)
     idf_metric.reset()
     assert idf_metric._texts == ([], [])
+    with pytest.raises(RuntimeError, match="compute"):
+        idf_metric(PREDS[:1], TARGET[:1])
+    batch_metric = BERTScore(model=backbone, reduction="none")
+    first = batch_metric(PREDS[:2], TARGET[:2])  # forward: the batch's own scores
+    batch_metric(PREDS[2:3], TARGET[2:3])
+    assert_close(first, reference_prf[:2, 2])
+    assert_close(batch_metric.compute(), reference_prf[:3, 2])
 
 
 def test_missing_weights_are_one_clear_line(tmp_path) -> None:

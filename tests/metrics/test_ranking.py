@@ -13,6 +13,7 @@ from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 
 from mmpc.metrics import NDCGAtK, RecallAtK
 from mmpc.metrics.functional import ndcg_at_k, recall_at_k
+from mmpc.metrics.functional.ranking import top_k_hits
 
 KS = (1, 5, 10, 20, 50)
 
@@ -96,6 +97,24 @@ def test_functional_matches_class_and_reduction_none() -> None:
     for k in KS:
         assert_close(got[k], per_user[k][valid])
         assert_close(means[k], per_user[k].nanmean())
+
+
+def test_shared_top_k_hits_equal_separate_updates() -> None:
+    preds, target = _random_case(4)
+    recall, ndcg = RecallAtK(k=KS), NDCGAtK(k=KS)
+    hits = top_k_hits(preds, target, max_k=max(KS))  # one topk for both metrics
+    recall.update(hits)
+    ndcg.update(hits)
+    separate_recall, separate_ndcg = RecallAtK(k=KS), NDCGAtK(k=KS)
+    separate_recall.update(preds, target)
+    separate_ndcg.update(preds, target)
+    for k in KS:
+        assert_close(recall.compute()[k], separate_recall.compute()[k])
+        assert_close(ndcg.compute()[k], separate_ndcg.compute()[k])
+    with pytest.raises(ValueError, match="largest K"):
+        RecallAtK(k=KS).update(top_k_hits(preds, target, max_k=10))
+    with pytest.raises(ValueError, match="not both"):
+        RecallAtK(k=KS).update(hits, target)
 
 
 def test_k_larger_than_items_and_single_k() -> None:

@@ -115,6 +115,16 @@ class BERTScore(Metric):
             _bert_score_update(preds, target, self.backbone(), self.idf, self.batch_size)
         )
 
+    def forward(self, preds: Sequence[str], target: Sequence[str]) -> Any:
+        """Batch score plus accumulation (idf off or precomputed only: idf over all references
+        is known only at ``compute``)."""
+        if self.idf is True:
+            raise RuntimeError(
+                "BERTScore(idf=True) scores only at compute(): call update() per batch, then "
+                "compute()"
+            )
+        return super().forward(preds, target)
+
     def compute(self) -> Tensor | dict[str, Tensor]:
         """Mean (or per-item) F1 / P / R over every pair seen."""
         if self.idf is True:

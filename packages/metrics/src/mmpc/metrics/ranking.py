@@ -4,6 +4,9 @@ Definitions are in :mod:`mmpc.metrics.functional.ranking`. The classes keep, per
 per-user values and the number of users with at least one held-out item (``dist_reduce_fx="sum"``),
 so chunks of users may be fed through many ``update`` calls, on many processes, and ``compute``
 still returns the exact mean over users: ``{K: Σ_u metric_u@K / #users with n_u > 0}``.
+
+``update(preds, target)`` runs one ``torch.topk``; to share it between Recall and NDCG pass
+``hits = top_k_hits(preds, target, max_k)`` to both: ``recall.update(hits)``, ``ndcg.update(hits)``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from mmpc.metrics.functional.ranking import (
+    TopKHits,
     _as_ks,
     _ndcg_from_hits,
     _recall_from_hits,
-    ranking_hits,
+    top_k_hits,
 )
 
 __all__ = ["NDCGAtK", "RecallAtK"]
@@ -54,14 +58,25 @@ class _TopKMetric(Metric):
         if reduction == "none":
             self.add_state("per_user", [], "cat")
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
+    def update(self, preds: Tensor | TopKHits, target: Tensor | None = None) -> None:
         """Add a chunk of users.
 
         Args:
-            preds: Scores (U, I); the caller sets excluded (training) items to ``-inf``.
+            preds: Scores (U, I), the caller having set excluded (training) items to ``-inf``;
+                or a :class:`TopKHits` from ``top_k_hits(preds, target, max_k)`` (then no
+                ``target``), to share one ``topk`` between several metrics.
             target: Held-out relevance (U, I), bool.
         """
-        hits, n_pos = ranking_hits(preds, target, max(self.ks))
+        if isinstance(preds, TopKHits):
+            if target is not None:
+                raise ValueError("pass either TopKHits alone or (preds, target), not both")
+            if preds.max_k < max(self.ks):
+                raise ValueError(f"TopKHits of max_k={preds.max_k} < largest K {max(self.ks)}")
+            hits, n_pos, _ = preds
+        elif target is None:
+            raise ValueError("target is required with a score matrix")
+        else:
+            hits, n_pos, _ = top_k_hits(preds, target, max(self.ks))
         values = self._from_hits(hits, n_pos, self.ks)
         stacked = torch.stack([values[k] for k in self.ks], dim=1)  # (U, len(ks))
         valid = n_pos > 0  # (U,)

@@ -23,17 +23,27 @@ clamped to the number of items. Ties in ``preds`` are broken by ``torch.topk`` (
 real-valued model scores rarely tie.
 
 One ``torch.topk`` with the largest K serves every K: the per-K values are read off the cumulative
-sums of the hit matrix (U, K_max).
+sums of the hit matrix (U, K_max). To share that ``topk`` between Recall and NDCG, compute
+``hits = top_k_hits(preds, target, max_k)`` once and pass it to both classes' ``update(hits)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["ndcg_at_k", "ranking_hits", "recall_at_k"]
+__all__ = ["TopKHits", "ndcg_at_k", "recall_at_k", "top_k_hits"]
+
+
+class TopKHits(NamedTuple):
+    """The top-``max_k`` relevance of a chunk of users (see :func:`top_k_hits`)."""
+
+    hits: Tensor  # (U, min(max_k, I)) float64, 1.0 where the item at that rank is held out
+    n_pos: Tensor  # (U,) float64, number of held-out items per user
+    max_k: int  # the list length asked for
 
 
 def _as_ks(k: int | Sequence[int]) -> tuple[int, ...]:
@@ -44,7 +54,7 @@ def _as_ks(k: int | Sequence[int]) -> tuple[int, ...]:
     return ks
 
 
-def ranking_hits(preds: Tensor, target: Tensor, max_k: int) -> tuple[Tensor, Tensor]:
+def top_k_hits(preds: Tensor, target: Tensor, max_k: int) -> TopKHits:
     """Relevance of each user's top-``max_k`` items, and each user's number of held-out items.
 
     Args:
@@ -53,8 +63,8 @@ def ranking_hits(preds: Tensor, target: Tensor, max_k: int) -> tuple[Tensor, Ten
         max_k: Length of the ranked list; clamped to I.
 
     Returns:
-        ``(hits, n_pos)``: float64 (U, min(max_k, I)) with 1.0 where the item at that rank is
-        held out, and float64 (U,) with the number of held-out items per user.
+        :class:`TopKHits`: ``hits`` float64 (U, min(max_k, I)) with 1.0 where the item at that
+        rank is held out, ``n_pos`` float64 (U,) the number of held-out items per user.
     """
     if preds.ndim != 2 or target.shape != preds.shape:
         raise ValueError(
@@ -73,7 +83,7 @@ def ranking_hits(preds: Tensor, target: Tensor, max_k: int) -> tuple[Tensor, Ten
     top_idx = preds.topk(k, dim=1).indices  # (U, K)
     hits = target.gather(1, top_idx).to(torch.float64)  # (U, K)
     n_pos = target.sum(dim=1).to(torch.float64)  # (U,)
-    return hits, n_pos
+    return TopKHits(hits, n_pos, max_k)
 
 
 def _recall_from_hits(hits: Tensor, n_pos: Tensor, ks: Sequence[int]) -> dict[int, Tensor]:
@@ -125,7 +135,7 @@ def recall_at_k(
         tensor([0.6667], dtype=torch.float64)
     """
     ks = _as_ks(k)
-    hits, n_pos = ranking_hits(preds, target, max(ks))
+    hits, n_pos, _ = top_k_hits(preds, target, max(ks))
     return _single_or_dict(_recall_from_hits(hits, n_pos, ks), k)
 
 
@@ -149,5 +159,5 @@ def ndcg_at_k(
         tensor([0.7039], dtype=torch.float64)
     """
     ks = _as_ks(k)
-    hits, n_pos = ranking_hits(preds, target, max(ks))
+    hits, n_pos, _ = top_k_hits(preds, target, max(ks))
     return _single_or_dict(_ndcg_from_hits(hits, n_pos, ks), k)
