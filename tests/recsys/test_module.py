@@ -134,3 +134,37 @@ def test_summarize_runs(tmp_path: Path) -> None:
         paths.append(path)
     out = summarize_runs(paths)["test/recall@20"]
     assert out["mean"] == pytest.approx(0.2) and out["std"] == pytest.approx(0.1) and out["n"] == 3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["VBPR", "BM3", "FREEDOM"])
+def test_models_train_on_gpu(name: str, tiny_root: Path, tmp_path: Path) -> None:
+    """A few epochs of each model on the GPU; prints the per-epoch wall time."""
+    import time
+
+    import mmpc.recsys.models as models
+
+    dm = InteractionDataModule(tiny_root, batch_size=256)
+    model = getattr(models, name)(dm.num_users, dm.num_items, dm.feature_dims)
+    times: list[float] = []
+
+    class Timer(L.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            torch.cuda.synchronize()
+            self.start = time.perf_counter()
+
+        def on_validation_epoch_end(self, trainer, module) -> None:
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - self.start)
+
+    trainer = L.Trainer(
+        accelerator="gpu", devices=1, max_epochs=3, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        callbacks=[Timer()], default_root_dir=tmp_path,
+    )  # fmt: skip
+    module = RecommenderModule(model)
+    trainer.fit(module, datamodule=dm)
+    print(f"{name}: s/epoch (train + validation) on {torch.cuda.get_device_name()}: {times}")
+    assert len(times) == 3 and math.isfinite(trainer.callback_metrics["train/loss"].item())
+    assert next(model.parameters()).is_cuda
