@@ -34,23 +34,24 @@ def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     runs = tmp_path_factory.mktemp("runs")
     args = ["--config", str(TINY), f"--runs_dir={runs}", "--quiet"]
     run = runs / "tiny"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmpc.apps.cli", "bench", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    killed = None
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        partial = [p for p in _partials(run) if "recbench" in p.parts]
-        if partial:
-            killed = partial[0].relative_to(run).as_posix().removesuffix(".partial")
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=60)
-    assert killed is not None, f"no RecBench stage was seen running: {proc.stderr.read()[-2000:]}"
+    log = runs / "killed_run.log"
+    with log.open("w") as sink:  # a file, not a pipe: a full pipe would stall the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mmpc.apps.cli", "bench", *args], stdout=sink, stderr=sink
+        )
+        killed = None
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline and proc.poll() is None:
+            partial = _partials(run / "recbench") if (run / "recbench").is_dir() else []
+            if partial:
+                killed = partial[0].relative_to(run).as_posix().removesuffix(".partial")
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        if killed is None and proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    assert killed is not None, f"no RecBench stage was seen running: {log.read_text()[-2000:]}"
     assert proc.returncode == -signal.SIGKILL
     assert not (run / killed / MANIFEST).exists()
     assert cli.main(["bench", *args]) == 0

@@ -39,8 +39,11 @@ def test_routes_to_subcommand_module(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_console_script_entry_point_runs() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mmpc.apps.cli", "--help"], capture_output=True, text=True,
-        check=False, timeout=60,
+        [sys.executable, "-m", "mmpc.apps.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "usage: mmpc" in proc.stdout

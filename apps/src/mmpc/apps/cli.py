@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as err:
         if err.name != module_name:
             raise
-        print(f"mmpc: command {name!r} is not available yet ({module_name} is missing)",
-              file=sys.stderr)
+        print(
+            f"mmpc: command {name!r} is not available yet ({module_name} is missing)",
+            file=sys.stderr,
+        )
         return 2
     code = module.main(rest)
     return int(code or 0)

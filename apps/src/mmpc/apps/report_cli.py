@@ -12,8 +12,12 @@ def main(argv: list[str] | None = None) -> int:
     """Write ``RUN/report/report.{md,html}``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="mmpc report", description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a run folder written by mmpc bench")
-    parser.add_argument("--grpo-log", type=Path, default=None,
-                        help="a GRPO CSV log (step + reward columns) for the reward curves")
+    parser.add_argument(
+        "--grpo-log",
+        type=Path,
+        default=None,
+        help="a GRPO CSV log (step + reward columns) for the reward curves",
+    )
     parser.add_argument("--out", type=Path, default=None, help="report folder (RUN/report)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if not args.run.is_dir():

@@ -65,7 +65,14 @@ def complete_stage(
             if task == "t2i" and spec.renderer
             else None
         )
-        module = CompletionModule(spec.name, generator, task=task, renderer=renderer, seed=seed)
+        module = CompletionModule(
+            spec.name,
+            generator,
+            task=task,
+            renderer=renderer,
+            seed=seed,
+            on_parse_failure=spec.on_parse_failure if task == "t2i" else "skip",
+        )
         dm = CompletionDataModule(
             str(catalog_dir(ctx)), task=task, sample="cqbench", batch_size=spec.batch_size
         )

@@ -40,6 +40,9 @@ class CompleterConfig:
         batch_size: items per predict batch.
         seconds_per_item: per task, accelerator seconds per item (generation, plus the render
             for T→I), used only by ``--dry-run``'s estimate.
+        on_parse_failure: T→I only: ``skip`` renders nothing for an unparsable prompt, ``title``
+            renders the product title instead (the record keeps the parse error and the report
+            counts it).
     """
 
     name: str
@@ -49,6 +52,7 @@ class CompleterConfig:
     task_init_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 8
     seconds_per_item: dict[str, float] = field(default_factory=dict)
+    on_parse_failure: str = "skip"
 
     def generator_spec(self, task: str) -> dict[str, Any]:
         """The generator spec for ``task``: shared ``init_args`` updated by ``task_init_args``."""

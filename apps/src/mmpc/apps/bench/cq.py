@@ -7,8 +7,10 @@ the ``mmpc.metrics`` implementation. Offline stand-ins are labelled: BERTScore o
 all-MiniLM-L6-v2 is "BERTScore (MiniLM)", shift-tolerant LPIPS is "ST-LPIPS"; CLIP similarity
 without configured weights is reported unavailable, never scored with random weights.
 
-Items whose completion failed (parse failure or backend error, or a missing render) get NaN
-metrics and ``status`` != ``ok``; means leave them out and the report counts them.
+Items whose completion failed get NaN metrics and ``status`` != ``ok``; means leave them out and
+the report counts them. For T→I every item with a render is scored, including renders of the
+title that ``on_parse_failure: title`` makes for unparsable prompts (the report counts those
+parse failures separately).
 
 Output: ``metrics.csv`` (``completer, task, category, item_id, status, <metrics>``, sorted by
 item id) and ``metrics.json`` (label, direction and note of each metric, unavailable ones).
@@ -235,12 +237,10 @@ def _score_chunk(
     for item_id in chunk:
         rec = records[item_id]
         status = "ok"
-        if rec.get("error"):
-            status = "parse_failure" if "parse" in str(rec["error"]).lower() else "error"
-        elif task == "i2t" and not rec.get("output"):
-            status = "parse_failure"
+        if task == "i2t" and (rec.get("error") or not rec.get("output")):
+            status = "parse_failure" if rec.get("output") is None else "error"
         elif task == "t2i" and not image_path(out_dir, item_id).exists():
-            status = "missing_render"
+            status = "parse_failure" if rec.get("output") is None else "missing_render"
         rows.append({"status": status})
         if status == "ok":
             scored.append(len(rows) - 1)

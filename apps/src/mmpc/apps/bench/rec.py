@@ -115,8 +115,9 @@ def completer_condition_stage(
         ok: list[str] = []
         for item_id in masked:
             rec = records.get(item_id, {})
-            good = bool(rec.get("output")) and not rec.get("error")
-            if good and task == "t2i":
+            if task == "i2t":
+                good = bool(rec.get("output")) and not rec.get("error")
+            else:
                 good = image_path(out_dir, item_id).exists()
             if good:
                 ok.append(item_id)

@@ -52,8 +52,9 @@ def _cq(run: Path) -> tuple[pd.DataFrame | None, tuple[MetricInfo, ...], dict[st
         for key, reason in meta.get("unavailable", {}).items():
             missing[f"metric {_LABELS.get(key, key)}"] = reason
     order = [m.key for m in DEFAULT_METRICS]
-    ordered = tuple(sorted(infos.values(), key=lambda m: order.index(m.key)
-                           if m.key in order else len(order)))
+    ordered = tuple(
+        sorted(infos.values(), key=lambda m: order.index(m.key) if m.key in order else len(order))
+    )
     if not frames:
         return None, ordered or DEFAULT_METRICS, missing
     return pd.concat(frames, ignore_index=True), ordered, missing
@@ -69,18 +70,30 @@ def _rec(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
             continue
         kind = "imputation" if cond.startswith("imp-") else "completer"
         frame = pd.read_csv(path, dtype={"user_id": str})
-        users_frames.append(frame.assign(model=model, task=task,
-                                         condition=cond.removeprefix("imp-"), kind=kind,
-                                         seed=int(path.parent.name.removeprefix("seed"))))
+        users_frames.append(
+            frame.assign(
+                model=model,
+                task=task,
+                condition=cond.removeprefix("imp-"),
+                kind=kind,
+                seed=int(path.parent.name.removeprefix("seed")),
+            )
+        )
         tasks_with_conditions.add(task)
     for path in sorted(base.glob("*/gt/seed*/users.csv")):
         if not _finished(path.parent):
             continue
         frame = pd.read_csv(path, dtype={"user_id": str})
         for task in sorted(tasks_with_conditions):
-            users_frames.append(frame.assign(model=path.parts[-4], task=task, condition=GT,
-                                             kind="gt",
-                                             seed=int(path.parent.name.removeprefix("seed"))))
+            users_frames.append(
+                frame.assign(
+                    model=path.parts[-4],
+                    task=task,
+                    condition=GT,
+                    kind="gt",
+                    seed=int(path.parent.name.removeprefix("seed")),
+                )
+            )
     if not users_frames:
         return None, None
     users = pd.concat(users_frames, ignore_index=True)
@@ -99,15 +112,21 @@ def _counts(run: Path, cq: pd.DataFrame | None) -> pd.DataFrame | None:
         records = [json.loads(line) for line in rec_path.read_text().splitlines() if line]
         parse = sum(1 for r in records if r.get("output") is None)
         other = sum(1 for r in records if r.get("output") is not None and r.get("error"))
-        row = {"completer": completer, "task": task, "items": len(records),
-               "completed": len(records) - parse - other, "parse_failures": parse,
-               "other_errors": other}
+        row = {
+            "completer": completer,
+            "task": task,
+            "items": len(records),
+            "completed": len(records) - parse - other,
+            "parse_failures": parse,
+            "other_errors": other,
+        }
         if cq is not None:
             sub = cq[(cq["completer"] == completer) & (cq["task"] == task)]
             row["not_scored"] = int((sub["status"] != "ok").sum())
             if task == "t2i" and "lpips" in sub:
-                row["lpips_skipped_small"] = int(((sub["status"] == "ok")
-                                                  & sub["lpips"].isna()).sum())
+                row["lpips_skipped_small"] = int(
+                    ((sub["status"] == "ok") & sub["lpips"].isna()).sum()
+                )
         rows.append(row)
     return pd.DataFrame(rows).fillna(0) if rows else None
 
@@ -125,9 +144,18 @@ def _gallery(run: Path, n: int) -> list[GalleryItem]:
         for r in good[:n]:
             item = items.loc[r["item_id"]]
             gen_img = rec_path.parent / "images" / f"{r['item_id']}.png"
-            out.append(GalleryItem(r["item_id"], str(item["category"]), completer, task,
-                                   str(item["title"]), str(r["output"]), root / str(item["image"]),
-                                   gen_img if task == "t2i" and gen_img.exists() else None))
+            out.append(
+                GalleryItem(
+                    r["item_id"],
+                    str(item["category"]),
+                    completer,
+                    task,
+                    str(item["title"]),
+                    str(r["output"]),
+                    root / str(item["image"]),
+                    gen_img if task == "t2i" and gen_img.exists() else None,
+                )
+            )
     return out
 
 
@@ -135,36 +163,54 @@ def _stage_times(run: Path, status: dict[str, Any]) -> pd.DataFrame | None:
     rows = []
     for name, info in status.items():
         man = _read_json(run / name / MANIFEST)
-        rows.append({"stage": name, "status": info.get("status", ""),
-                     "seconds (last run)": float(man.get("duration_s", np.nan)),
-                     "seconds (this run)": float(info.get("duration_s", np.nan))})
+        rows.append(
+            {
+                "stage": name,
+                "status": info.get("status", ""),
+                "seconds (last run)": float(man.get("duration_s", np.nan)),
+                "seconds (this run)": float(info.get("duration_s", np.nan)),
+            }
+        )
     return pd.DataFrame(rows) if rows else None
 
 
-def load_run(run: Path | str, results: Sequence[StageResult] | None = None,
-             cfg: ReportConfig | None = None) -> ReportInputs:
+def load_run(
+    run: Path | str, results: Sequence[StageResult] | None = None, cfg: ReportConfig | None = None
+) -> ReportInputs:
     """Everything the report needs from run folder ``run`` (missing parts stay None)."""
     run = Path(run)
     cfg = cfg or ReportConfig()
     if results is not None:
-        status = {r.name: {"status": r.status, "reason": r.reason, "duration_s": r.duration_s}
-                  for r in results}
+        status = {
+            r.name: {"status": r.status, "reason": r.reason, "duration_s": r.duration_s}
+            for r in results
+        }
     else:
         status = _read_json(run / "status.json")
     catalog_man = _read_json(run / "catalog" / MANIFEST)
     synthetic = bool(catalog_man.get("notes", {}).get("synthetic", True))
     cq, metrics, missing = _cq(run)
     rec, users = _rec(run)
-    unavailable = {name: info["reason"] for name, info in status.items()
-                   if info.get("status") == "unavailable"}
+    unavailable = {
+        name: info["reason"] for name, info in status.items() if info.get("status") == "unavailable"
+    }
     unavailable.update(missing)
     grpo = None
     if cfg.grpo_log:
         grpo = pd.read_csv(cfg.grpo_log)
     config = _read_json(run / "bench_config.json")
     return ReportInputs(
-        title=f"MMPCBench report: {config.get('name', run.name)}", synthetic=synthetic,
-        metrics=metrics, cq=cq, rec=rec, rec_users=users, grpo_log=grpo,
-        gallery=_gallery(run, cfg.gallery), counts=_counts(run, cq), unavailable=unavailable,
-        stage_times=_stage_times(run, status), heatmap_metric=cfg.heatmap_metric,
-        bootstrap_samples=cfg.bootstrap_samples)
+        title=f"MMPCBench report: {config.get('name', run.name)}",
+        synthetic=synthetic,
+        metrics=metrics,
+        cq=cq,
+        rec=rec,
+        rec_users=users,
+        grpo_log=grpo,
+        gallery=_gallery(run, cfg.gallery),
+        counts=_counts(run, cq),
+        unavailable=unavailable,
+        stage_times=_stage_times(run, status),
+        heatmap_metric=cfg.heatmap_metric,
+        bootstrap_samples=cfg.bootstrap_samples,
+    )
