@@ -163,3 +163,25 @@ def test_report_cli_adds_grpo_reward_curves(
     assert (out / "grpo_rewards.png").stat().st_size > 5000
     assert "GRPO reward curves (synthetic)" in (out / "report.html").read_text()
     assert report_cli.main([str(tmp_path / "nope")]) == 2
+
+
+def test_stage_graph_of_tiny_config() -> None:
+    from mmpc.apps.bench.pipeline import build_stages
+
+    cfg, dry_run, quiet = bench_cli.parse_config(["--config", str(TINY), "--quiet"])
+    assert quiet and not dry_run
+    stages = {s.name: s for s in build_stages(cfg)}
+    assert next(iter(stages)) == "catalog"
+    assert stages["cqbench/smollm2-retrieval/t2i"].inputs == (
+        "catalog",
+        "complete/smollm2-retrieval/t2i",
+    )
+    assert stages["features/i2t/imp-knn"].inputs == ("catalog", "features/gt")
+    rec = [n for n in stages if n.startswith("recbench/")]
+    # VBPR × 1 seed × (GT + I→T: 1 completer + 2 imputations + T→I: the same) = 7 runs.
+    assert len(rec) == 7 and "recbench/VBPR/gt/seed0" in rec
+    assert stages["recbench/VBPR/t2i/imp-mean/seed0"].inputs[-1] == "features/t2i/imp-mean"
+    seen: set[str] = set()
+    for stage in stages.values():  # every input is built before the stage that reads it
+        assert set(stage.inputs) <= seen, stage.name
+        seen.add(stage.name)
