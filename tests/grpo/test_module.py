@@ -28,6 +28,13 @@ class ContainsWord(Reward):
         return [1.0 if self.word in c.split() else 0.0 for c in completions]
 
 
+class CharacterCount(Reward):
+    """Completion length in characters / 10: a reward that differs within every group."""
+
+    def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
+        return [len(c) / 10 for c in completions]
+
+
 def _module(folder: Path, template: Path, **overrides: Any) -> GRPOModule:
     args: dict[str, Any] = {
         "group_size": 8,
@@ -135,3 +142,43 @@ def test_bad_configuration_is_rejected(tiny_llama: Path, short_template: Path) -
     module = GRPOModule(str(tiny_llama), rewards={"yes": ContainsWord()}, task="i2t")
     with pytest.raises(ValueError, match="vision-language"):
         module.configure_model()
+
+
+@pytest.mark.slow
+def test_vlm_i2t_trains_lora_in_vision_and_text_layers(tmp_path: Path) -> None:
+    from PIL import Image
+    from skimage import data as skdata
+
+    from mmpc.completion.tiny import save_tiny_qwen2_5_vl
+
+    folder = save_tiny_qwen2_5_vl(tmp_path / "qwen")
+    module = GRPOModule(
+        str(folder),
+        rewards={"json_format": JsonFormatReward("title"), "length": CharacterCount()},
+        task="i2t",
+        group_size=4,
+        max_new_tokens=4,
+        lora_r=4,
+        micro_batch_size=2,
+        learning_rate=1e-2,
+    )
+    module.configure_model()
+    visual = [
+        n for n, _ in module.policy_model.named_parameters() if "visual" in n and "lora_B" in n
+    ]
+    assert visual, "LoRA did not reach the vision tower"
+    before = {n: p.detach().clone() for n, p in module.policy_model.named_parameters()}
+    photo = Image.fromarray(skdata.astronaut()).resize((64, 64))
+    items = [{"item_id": "a", "title": "astronaut portrait", "image": photo}]
+    roll = module.rollout(items)
+    with torch.no_grad():
+        logps = module.completion_logps(roll.rows, roll.completion_ids, roll.mask)
+        with module.policy_model.disable_adapter():
+            ref = module.completion_logps(roll.rows, roll.completion_ids, roll.mask)
+    assert_close(logps, ref)
+    _fit(module, items, steps=1, root=tmp_path / "logs")
+    after = dict(module.policy_model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in visual)
+    for name, value in before.items():
+        if "lora_" not in name:
+            assert torch.equal(value, after[name]), f"frozen weight {name} changed"

@@ -220,6 +220,13 @@ class GRPOModule(LightningModule):
         eos = eos if isinstance(eos, list) else [eos]
         return [e for e in eos if e is not None] or [self.policy.tokenizer.eos_token_id]
 
+    def _placeholder_ids(self) -> list[int]:
+        """Image/video placeholder ids: a sampled one would be read as an image slot when the
+        completion is scored, so generation never emits them."""
+        names = ("image_token_id", "video_token_id")
+        ids = [getattr(self.policy.processor, n, None) for n in names]
+        return [int(i) for i in ids if isinstance(i, int)]
+
     @torch.no_grad()
     def rollout(self, items: list[Mapping[str, Any]]) -> Rollout:
         """Sample G completions per item (prompt-major), with the policy in eval mode."""
@@ -242,6 +249,7 @@ class GRPOModule(LightningModule):
                     max_new_tokens=hp.max_new_tokens,
                     pad_token_id=pad_id,
                     eos_token_id=self._eos_ids(),
+                    suppress_tokens=self._placeholder_ids() or None,
                 )
                 generated = out[:, enc["input_ids"].size(1) :]  # (n, k)
                 pieces.append(generated)
@@ -270,6 +278,9 @@ class GRPOModule(LightningModule):
         input_ids = torch.cat([enc.pop("input_ids"), completion_ids], dim=1)  # (B, P + K)
         attention = torch.cat([enc.pop("attention_mask"), mask], dim=1)  # (B, P + K)
         k = completion_ids.size(1)
+        for key in [key for key in enc if key.endswith("token_type_ids")]:
+            # per-token modality ids (e.g. Qwen2.5-VL's mm_token_type_ids): completions are text (0)
+            enc[key] = torch.nn.functional.pad(enc[key], (0, k), value=0)  # (B, P + K)
         out = self.policy_model(
             input_ids=input_ids, attention_mask=attention, logits_to_keep=k + 1, **enc
         )
