@@ -139,3 +139,9 @@ def test_sampling_impossible_user_is_an_error() -> None:
     csr = CSR.from_pairs(torch.zeros(3, dtype=torch.long), torch.arange(3), 1, 3)
     with pytest.raises(ValueError, match="user 0 trained on all 3 items"):
         sample_negatives(csr, torch.zeros(2, dtype=torch.long), torch.arange(3), torch.Generator())
+
+
+def test_missing_columns_are_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.inter").write_text("userID\titemID\n0\t1\n")
+    with pytest.raises(ValueError, match=r"bad\.inter: missing column\(s\) \['x_label'\]"):
+        InteractionDataModule(tmp_path)

@@ -24,6 +24,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
@@ -320,6 +321,10 @@ class InteractionDataModule(L.LightningDataModule):
 
     def _read_ids(self) -> pd.DataFrame:
         if self.format == "mmrec":
+            header = pd.read_csv(self._path, sep="\t", nrows=0).columns
+            missing = sorted({"userID", "itemID", "x_label"} - set(header))
+            if missing:
+                raise ValueError(f"{self._path}: missing column(s) {missing}")
             frame = pd.read_csv(self._path, sep="\t", usecols=["userID", "itemID", "x_label"])
             frame.columns = ["user", "item", "split"]
             if not frame["split"].isin([0, 1, 2]).all():
@@ -327,6 +332,10 @@ class InteractionDataModule(L.LightningDataModule):
             if (frame[["user", "item"]] < 0).any().any():
                 raise ValueError(f"{self._path}: negative user or item id")
             return frame
+        names = set(pq.read_schema(self._path).names)
+        missing = sorted({"user_id", "item_id", "split"} - names)
+        if missing:
+            raise ValueError(f"{self._path}: missing column(s) {missing}")
         frame = pd.read_parquet(self._path, columns=["user_id", "item_id", "split"])
         frame.columns = ["user", "item", "split"]
         unknown = set(frame["split"].unique()) - set(SPLITS)
