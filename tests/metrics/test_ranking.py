@@ -131,7 +131,9 @@ def test_no_valid_users_gives_nan_and_bad_input_raises() -> None:
     with pytest.raises(ValueError, match="users, items"):
         recall_at_k(torch.rand(3), torch.ones(3, dtype=torch.bool), k=1)
     with pytest.raises(ValueError, match="NaN"):
-        recall_at_k(torch.tensor([[math.nan, 1.0]]), torch.tensor([[True, False]]), k=1)
+        recall_at_k(
+            torch.tensor([[0.3, 0.2, 0.9], [0.5, 0.1, math.nan]]), torch.ones(2, 3).bool(), k=1
+        )
     with pytest.raises(ValueError, match="positive int"):
         RecallAtK(k=(5, 0))
     with pytest.raises(ValueError, match="0/1"):

@@ -73,16 +73,17 @@ def top_k_hits(preds: Tensor, target: Tensor, max_k: int) -> TopKHits:
         )
     if not preds.is_floating_point():
         raise ValueError(f"preds must be floating point scores, got dtype {preds.dtype}")
-    if torch.isnan(preds).any():
-        raise ValueError("preds contains NaN scores; mask excluded items with -inf instead")
     if target.dtype != torch.bool:
         if target.is_floating_point() or ((target != 0) & (target != 1)).any():
             raise ValueError(f"target must be bool or 0/1 integers, got dtype {target.dtype}")
         target = target.bool()
-    k = min(max_k, preds.shape[1])
-    top_idx = preds.topk(k, dim=1).indices  # (U, K)
-    hits = target.gather(1, top_idx).to(torch.float64)  # (U, K)
-    n_pos = target.sum(dim=1).to(torch.float64)  # (U,)
+    top = preds.topk(min(max_k, preds.shape[1]), dim=1)  # (U, K)
+    # topk ranks NaN above every number, so a NaN anywhere in a row shows up in its top-K.
+    if torch.isnan(top.values).any():
+        raise ValueError("preds contains NaN scores; mask excluded items with -inf instead")
+    relevant = target.view(torch.uint8)  # same bytes, faster gather/sum than bool
+    hits = relevant.gather(1, top.indices).to(torch.float64)  # (U, K)
+    n_pos = relevant.sum(dim=1, dtype=torch.int64).to(torch.float64)  # (U,)
     return TopKHits(hits, n_pos, max_k)
 
 
