@@ -8,9 +8,9 @@ Checks, on CUDA:
 3. a tiny SD3 pipeline in fp16 through ``DiffusionBackend``: per-item seeds give the same image
    in a batch of 2 as alone.
 
-Prints one JSON object; exit code 1 when a check fails. Needs torch, transformers, lightning,
-diffusers, bitsandbytes, tokenizers, pandas/pyarrow (tiny catalogue) on the device; run from the
-repository root:
+Prints one JSON object; exit code 1 when a check fails. Needs torch, transformers, diffusers,
+bitsandbytes, tokenizers, pyyaml and Pillow on the device (no catalogue, no pandas: the covers are
+drawn here); run from the repository root:
 
     PYTHONPATH=packages/metrics/src:packages/completion/src \
         python3 benchmarks/completion/device_check.py
@@ -26,6 +26,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
+
+
+def _covers(n: int) -> list[Image.Image]:
+    """Simple product-like covers: a coloured box on a light background, varied sizes."""
+    rng = np.random.default_rng(0)
+    covers = []
+    for _ in range(n):
+        side = int(rng.choice([48, 64, 80]))
+        image = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(200, 256, 3)))
+        x0, y0 = (int(v) for v in rng.integers(4, side // 3, 2))
+        ImageDraw.Draw(image).rectangle(
+            [x0, y0, side - x0, side - y0], fill=tuple(int(v) for v in rng.integers(0, 200, 3))
+        )
+        covers.append(image)
+    return covers
 
 
 def main() -> int:
@@ -34,7 +50,6 @@ def main() -> int:
     from mmpc.completion.backends.base import BackendContext, Request
     from mmpc.completion.backends.diffusion import DiffusionBackend
     from mmpc.completion.backends.mllm import MLLMBackend
-    from mmpc.completion.catalog import synthesize
     from mmpc.completion.prompts import build_messages, default_template
     from mmpc.completion.tiny import save_tiny_gemma3, save_tiny_qwen2_5_vl, save_tiny_sd3
 
@@ -47,13 +62,10 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        catalog = synthesize("tiny", 0, tmp_path / "catalog")
         template = default_template("i2t")
-        ids = sorted(catalog.items.index)[:32]
         requests = []
-        for item in ids:
-            image = catalog.load_image(item)
-            requests.append(Request(item, build_messages(template, image=image), image=image))
+        for i, image in enumerate(_covers(32)):
+            requests.append(Request(f"item{i}", build_messages(template, image=image), image=image))
         greedy = {"max_new_tokens": 16, "do_sample": False}
         for name, build, dtype in (
             ("qwen", save_tiny_qwen2_5_vl, "float16"),
