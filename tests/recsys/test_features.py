@@ -149,6 +149,8 @@ def test_image_encoder_refuses_random_weights(tmp_path: Path) -> None:
         ImageEncoder("torchvision", model="squeezenet1_1")
     with pytest.raises(MissingWeightsError, match="not found"):
         ImageEncoder("torchvision", model="squeezenet1_1", weights=tmp_path / "none.pt")
+    with pytest.raises(MissingWeightsError, match="open_clip ViT-B-32 weights"):
+        ImageEncoder("open_clip", model="ViT-B-32", weights=tmp_path / "missing.bin")
 
 
 def test_torchvision_encoder_loads_local_weights(tmp_path: Path) -> None:

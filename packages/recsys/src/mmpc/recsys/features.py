@@ -149,7 +149,13 @@ class ImageEncoder:
         if backend == "open_clip":
             import open_clip
 
-            clip = open_clip.create_model(model, pretrained=str(weights))
+            try:
+                clip = open_clip.create_model(model, pretrained=str(weights))
+            except (OSError, RuntimeError, ValueError) as err:  # no file, no cache, no network
+                first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise MissingWeightsError(
+                    f"open_clip {model} weights {weights!s} cannot be loaded here: {first}"
+                ) from err
             mean = getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
             std = getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
             return _Normalised(clip.encode_image, mean, std, keep=clip)
