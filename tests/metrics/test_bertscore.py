@@ -38,6 +38,15 @@ TARGET = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny batches gain nothing from intra-op threads; one thread is steadier on shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def backbone():
     return load_backbone(MINILM, num_layers=6, device="cpu")
