@@ -224,3 +224,37 @@ def test_retrieval_renderer_returns_the_cover_of_the_closest_title(tiny_catalog:
     [other] = self_only.render([title], item_ids=[target], seeds=[0])
     assert np.array_equal(np.asarray(same), np.asarray(tiny_catalog.load_image(target)))
     assert not np.array_equal(np.asarray(other), np.asarray(tiny_catalog.load_image(target)))
+
+
+def test_resolve_pretrained_hub_ids_cache_and_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    from mmpc.completion.backends.base import resolve_pretrained
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    kwargs = {"what": "multimodal LLM", "config_key": "model.generator"}
+    assert resolve_pretrained(str(tmp_path), allow_download=False, **kwargs) == (
+        str(tmp_path),
+        {"local_files_only": True},
+    )
+    with pytest.raises(MissingWeightsError, match="not in the HF cache"):
+        resolve_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", allow_download=False, **kwargs)
+    with pytest.raises(MissingWeightsError, match="no such folder"):
+        resolve_pretrained("/models/Qwen2.5-VL-7B-Instruct", allow_download=False, **kwargs)
+    assert resolve_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", allow_download=True, **kwargs) == (
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        {"local_files_only": False},
+    )
+    # a model already in the HF cache loads offline by its id
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-VL-7B-Instruct"
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text("abc123")
+    (snapshot / "snapshots" / "abc123").mkdir(parents=True)
+    (snapshot / "snapshots" / "abc123" / "config.json").write_text("{}")
+    assert resolve_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", allow_download=False, **kwargs) == (
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        {"local_files_only": True},
+    )

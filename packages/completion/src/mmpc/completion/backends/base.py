@@ -179,7 +179,9 @@ def resolve_pretrained(
     path = Path(os.path.expanduser(model))
     if path.is_dir():
         return str(path), {"local_files_only": True}
-    if path.suffix or model.startswith((".", "/", "~")):
+    # Hub ids look like "org/name" (dots allowed: "Qwen/Qwen2.5-VL-7B-Instruct"); anything
+    # written as a path is a local folder that does not exist.
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep + os.sep in model:
         raise missing_weights(what, model, config_key, "no such folder")
     offline = not allow_download or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
     if offline:
