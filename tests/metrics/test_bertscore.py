@@ -6,11 +6,12 @@ import bert_score as reference
 import pytest
 import torch
 from torch.testing import assert_close
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, RobertaTokenizer
 
 from mmpc.metrics import BERTScore, MissingWeightsError
 from mmpc.metrics.functional import bert_score
 from mmpc.metrics.functional.bertscore import (
+    _encode,
     bert_score_idf,
     load_backbone,
     offline_backbone_path,
@@ -112,6 +113,20 @@ def test_callable_backbone_and_middle_layer() -> None:
     from_callable = bert_score(PREDS[:3], TARGET[:3], model=factory, num_layers=3, reduction="none")
     assert_close(truncated, f)
     assert_close(from_callable, f)
+
+
+def test_byte_level_bpe_gets_the_leading_space() -> None:
+    # A tiny RoBERTa tokenizer built in code, where "Ġhe" (space + "he") is its own token.
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "h": 4, "e": 5, "l": 6, "o": 7}
+    vocab |= {"Ġ": 8, "w": 9, "r": 10, "d": 11, "Ġh": 12, "he": 13, "ll": 14, "Ġw": 15}
+    vocab |= {"or": 16, "ld": 17, "Ġhe": 18}
+    merges = [("Ġ", "h"), ("h", "e"), ("l", "l"), ("Ġ", "w"), ("o", "r"), ("l", "d"), ("Ġh", "e")]
+    tok = RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=512)
+    # bert-score asks for add_prefix_space=True; transformers 5 ignores that keyword in encode(),
+    # so the space is added to the text itself: "hello" starts with the "Ġhe" token.
+    assert _encode(["  hello world "], tok) == [tok.encode(" hello world")]
+    assert _encode(["hello world"], tok)[0][1] == vocab["Ġhe"]
+    assert _encode([""], tok) == [[vocab["<s>"], vocab["</s>"]]]
 
 
 def test_empty_and_whitespace_texts_score_zero(backbone) -> None:

@@ -15,7 +15,9 @@ How texts are turned into embeddings, matching ``bert_score.score`` (v0.3.13):
 
 - each text is ``strip()``-ed and encoded with special tokens, truncated to the tokenizer's
   ``model_max_length``; byte-level BPE tokenizers (RoBERTa, GPT-2) get a leading space, which is
-  what ``bert-score``'s ``add_prefix_space=True`` means;
+  what ``bert-score``'s ``add_prefix_space=True`` means (transformers 5 silently ignores that
+  keyword in ``encode()``, so ``bert-score`` 0.3.13 under transformers 5 tokenizes RoBERTa
+  without it; this module keeps the intended behaviour, which transformers 4 honoured);
 - the model keeps only its first ``num_layers`` layers (``roberta-large``: 17, as ``bert-score``
   picks for it); the output of the last kept layer is the embedding;
 - idf is off by default; ``idf=True`` computes ``idf(t) = ln((M + 1) / (df(t) + 1))`` over the
