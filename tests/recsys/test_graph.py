@@ -47,6 +47,14 @@ def test_knn_graph_equals_dense_brute_force(chunk_size: int) -> None:
     torch.testing.assert_close(values, torch.full_like(values, 1 / (4 + 1e-7)))
 
 
+def test_knn_row_range_equals_full_rows() -> None:
+    features = torch.randn(30, 5, generator=torch.Generator().manual_seed(4))
+    full = knn_neighbours(features, k=3, chunk_size=7)
+    torch.testing.assert_close(knn_neighbours(features, 3, 4, rows=(5, 19)), full[5:19])
+    with pytest.raises(ValueError, match="knn rows must satisfy"):
+        knn_neighbours(features, 3, rows=(10, 31))
+
+
 def test_knn_zero_rows_give_no_nan() -> None:
     features = torch.rand(10, 3)
     features[2] = 0.0

@@ -181,6 +181,7 @@ def knn_neighbours(
     chunk_size: int = 1024,
     device: torch.device | str | None = None,
     progress: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> Tensor:
     """(n, k) indices of each row's top-``k`` cosine neighbours (itself included), in chunks.
 
@@ -193,6 +194,8 @@ def knn_neighbours(
         chunk_size: rows per similarity block.
         device: where to compute (default: the features' device); the result is returned there.
         progress: show a tqdm bar over chunks.
+        rows: ``(start, stop)``: only these query rows (against all n items), returning
+            ``(stop - start, k)``; e.g. to split the build over processes.
     """
     n = features.shape[0]
     if not 1 <= k <= n:
@@ -200,11 +203,15 @@ def knn_neighbours(
     dev = features.device if device is None else torch.device(device)
     normed = features.to(device=dev, dtype=torch.float32)
     normed = normed / normed.norm(p=2, dim=-1, keepdim=True).clamp_min(1e-12)  # (n, d)
-    out = torch.empty(n, k, dtype=torch.long, device=dev)
-    starts = range(0, n, chunk_size)
+    first, last = (0, n) if rows is None else rows
+    if not 0 <= first <= last <= n:
+        raise ValueError(f"knn rows must satisfy 0 <= start <= stop <= {n}, got {rows}")
+    out = torch.empty(last - first, k, dtype=torch.long, device=dev)
+    starts = range(first, last, chunk_size)
     for start in tqdm(starts, desc="kNN graph", disable=not progress, leave=False):
-        sim = normed[start : start + chunk_size] @ normed.T  # (c, n)
-        out[start : start + chunk_size] = sim.topk(k, dim=-1).indices  # (c, k)
+        stop = min(start + chunk_size, last)
+        sim = normed[start:stop] @ normed.T  # (c, n)
+        out[start - first : stop - first] = sim.topk(k, dim=-1).indices  # (c, k)
         del sim
     return out
 
