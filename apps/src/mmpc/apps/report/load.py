@@ -191,9 +191,18 @@ def load_run(
     synthetic = bool(catalog_man.get("notes", {}).get("synthetic", True))
     cq, metrics, missing = _cq(run)
     rec, users = _rec(run)
+    not_run = {n: i for n, i in status.items() if i.get("status") in ("unavailable", "failed")}
+    # Root causes only; the stages that merely needed them are summarised in one row.
     unavailable = {
-        name: info["reason"] for name, info in status.items() if info.get("status") == "unavailable"
+        n: i["reason"]
+        for n, i in not_run.items()
+        if not str(i.get("reason", "")).startswith("needs ")
     }
+    dependants = len(not_run) - len(unavailable)
+    if dependants:
+        unavailable["(dependent stages)"] = (
+            f"{dependants} stage(s) not run because a stage they read is listed here"
+        )
     unavailable.update(missing)
     grpo = None
     if cfg.grpo_log:
