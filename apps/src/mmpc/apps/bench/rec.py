@@ -42,7 +42,6 @@ from mmpc.apps.bench.stages import (
 from mmpc.apps.report.data import KS, REC_METRICS
 
 MASKED_MODALITY = {"i2t": "text", "t2i": "image"}
-OTHER_MODALITY = {"text": "image", "image": "text"}
 
 
 def _text_encoder(cfg: FeaturesConfig) -> Any:
