@@ -138,6 +138,10 @@ def test_tables_loaded_once_and_frozen_option() -> None:
         model.table("image").add_(1.0)
     model.setup_data(data)  # e.g. test after fit: trained tables are kept
     torch.testing.assert_close(model.table("image"), data.features["image"] + 1.0)
+    restored = BM3(U, I, {"text": 5, "image": 6}, embedding_dim=8)
+    restored.load_state_dict(model.state_dict())
+    restored.setup_data(data)  # a model restored from a checkpoint keeps its trained tables
+    torch.testing.assert_close(restored.table("image"), data.features["image"] + 1.0)
     frozen = BM3(U, I, {"text": 5}, embedding_dim=8, train_features=False)
     assert "text_table" not in dict(frozen.named_parameters())
     assert "text_table" not in frozen.state_dict()

@@ -138,7 +138,8 @@ class BM3(Recommender):
                 self.register_buffer(f"{modality}_table", table, persistent=False)
         self.register_buffer("adj_indices", torch.empty(2, 0, dtype=torch.long), persistent=False)
         self.register_buffer("adj_values", torch.empty(0), persistent=False)
-        self._tables_loaded = False
+        # Persistent, so a model restored from a checkpoint keeps its trained tables.
+        self.register_buffer("tables_loaded", torch.tensor(False))
         self._eval_cache: tuple[Tensor, Tensor] | None = None
 
     def table(self, modality: str) -> Tensor:
@@ -148,7 +149,8 @@ class BM3(Recommender):
     def setup_data(self, data) -> None:
         """Build ``Â`` from the train pairs; load the features into the tables (first call only).
 
-        A later call (e.g. ``test`` after ``fit`` on the same module) keeps the trained tables.
+        A later call (``test`` after ``fit``, or on a model restored from a checkpoint, whose
+        ``tables_loaded`` buffer is set) keeps the trained tables; frozen tables are refilled.
         """
         super().setup_data(data)
         indices, values = normalized_bipartite_adj(
@@ -156,11 +158,11 @@ class BM3(Recommender):
         )
         device = self.adj_values.device
         self.adj_indices, self.adj_values = indices.to(device), values.to(device)
-        if not self._tables_loaded:
+        if not (self.train_features and bool(self.tables_loaded)):
             with torch.no_grad():
                 for modality in self.feature_dims:
                     self.table(modality).copy_(data.features[modality])
-            self._tables_loaded = True
+            self.tables_loaded.fill_(True)
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """``(h_U (U, d), h_I (I, d))``: layer-mean LightGCN embeddings, items plus their IDs."""

@@ -143,7 +143,8 @@ class FREEDOM(Recommender):
         for name in ("mm", "adj", "pruned", "edges"):
             self.register_buffer(f"{name}_indices", torch.empty(2, 0, dtype=torch.long), False)
             self.register_buffer(f"{name}_values", torch.empty(0), persistent=False)
-        self._tables_loaded = False
+        # Persistent, so a model restored from a checkpoint keeps its trained tables.
+        self.register_buffer("tables_loaded", torch.tensor(False))
         self._eval_cache: tuple[Tensor, Tensor] | None = None
 
     def table(self, modality: str) -> Tensor:
@@ -151,7 +152,11 @@ class FREEDOM(Recommender):
         return getattr(self, f"{modality}_table")
 
     def setup_data(self, data) -> None:
-        """Build ``S`` from the features, ``Â`` from the train pairs; fill the tables once."""
+        """Build ``S`` from the features, ``Â`` from the train pairs; fill the tables once.
+
+        Trained tables survive later calls and checkpoint restores (as in :class:`BM3`); the kNN
+        graph is always built from ``data.features``, the initial features, as in MMRec.
+        """
         super().setup_data(data)
         device = self.adj_values.device
         graphs = {
@@ -172,11 +177,11 @@ class FREEDOM(Recommender):
         self.adj_indices, self.adj_values = adj[0].to(device), adj[1].to(device)
         self.pruned_indices = torch.empty(2, 0, dtype=torch.long, device=device)
         self.pruned_values = torch.empty(0, device=device)
-        if not self._tables_loaded:
+        if not (self.train_features and bool(self.tables_loaded)):
             with torch.no_grad():
                 for modality in self.feature_dims:
                     self.table(modality).copy_(data.features[modality])
-            self._tables_loaded = True
+            self.tables_loaded.fill_(True)
 
     def on_train_epoch_start(self, epoch: int) -> None:
         """Redraw the pruned user-item graph ``Â_p`` (MMRec's ``pre_epoch_processing``)."""
