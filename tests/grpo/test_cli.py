@@ -78,7 +78,11 @@ def test_paper_configs_parse_and_stop_on_missing_weights(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub library reads the variable at import: set its constant too (no network waits)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     code = main(
         [
             "fit",
