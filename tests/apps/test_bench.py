@@ -68,8 +68,8 @@ def test_resumed_run_finishes_every_stage(killed_and_resumed: tuple[Path, str, l
 
 
 def _finite_numbers(path: Path) -> int:
-    frame = pd.read_csv(path)
-    values = frame.select_dtypes("number").to_numpy().ravel()
+    frame = pd.read_csv(path)  # multi-level headers arrive as string rows: coerce every cell
+    values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float).ravel()
     return sum(1 for v in values if math.isfinite(v))
 
 
