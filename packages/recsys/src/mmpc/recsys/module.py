@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import Tensor
 
 from mmpc.metrics import NDCGAtK, RecallAtK
+from mmpc.metrics.functional.ranking import top_k_hits
 from mmpc.recsys.data import CSR, InteractionData
 from mmpc.recsys.models.base import Recommender
 
@@ -142,8 +143,10 @@ class RecommenderModule(L.LightningModule):
             excluded.append(self._split_csr("valid"))
         mask_scores(scores, users, *excluded)
         target = self._split_csr(split).dense(users)  # (B, I)
-        self.recall.update(scores, target)
-        self.ndcg.update(scores, target)
+        # One topk shared by both metrics: the ranking is most of an evaluation pass.
+        hits = top_k_hits(scores, target, max(self.ks))
+        self.recall.update(hits)
+        self.ndcg.update(hits)
 
     def _eval_end(self, stage: str) -> dict[str, float]:
         self.model.end_eval()
