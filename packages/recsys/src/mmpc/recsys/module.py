@@ -100,8 +100,13 @@ class RecommenderModule(L.LightningModule):
         self._csr = {}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        # The fused kernel is the same Adam update rule in one pass; on the 4096-d trainable
+        # feature tables of BM3/FREEDOM it cut the optimiser step about 10x (docs/recsys.md).
         return torch.optim.Adam(
-            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.model.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            fused=True,
         )
 
     def configure_callbacks(self) -> list[Callback]:
