@@ -67,6 +67,7 @@ def plot_reward_curve(
     os.close(handle)
     try:
         fig.savefig(tmp, dpi=120)
+        os.chmod(tmp, 0o644)  # mkstemp creates the file private; a figure is for sharing
         os.replace(tmp, out)
     finally:
         plt.close(fig)
