@@ -50,7 +50,29 @@ class _PerItemScore(Metric):
         return _reduce(values, self.reduction)
 
 
-class TFIDFCosineSimilarity(_PerItemScore):
+class _TFIDFPairScore(_PerItemScore):
+    """Shared state and update of the two per-pair TF-IDF similarities."""
+
+    _which: int
+
+    def __init__(
+        self,
+        reduction: str = "mean",
+        unicode: bool = False,
+        max_features: int | None = DEFAULT_MAX_FEATURES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(reduction=reduction, **kwargs)
+        self.unicode = unicode
+        self.max_features = max_features
+
+    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
+        """Score a batch of (generated, reference) text pairs."""
+        scores = _tfidf_update(preds, target, self.unicode, self.max_features)[self._which]
+        self.scores.append(scores)
+
+
+class TFIDFCosineSimilarity(_TFIDFPairScore):
     """TF-IDF cosine similarity, a vectorizer fitted on each (pred, target) pair alone.
 
     ``cos = <v_p, v_t>`` with ``v`` the l2-normalised TF-IDF vectors of the cleaned texts
@@ -71,24 +93,10 @@ class TFIDFCosineSimilarity(_PerItemScore):
         0.3563
     """
 
-    def __init__(
-        self,
-        reduction: str = "mean",
-        unicode: bool = False,
-        max_features: int | None = DEFAULT_MAX_FEATURES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(reduction=reduction, **kwargs)
-        self.unicode = unicode
-        self.max_features = max_features
-
-    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
-        """Score a batch of (generated, reference) text pairs."""
-        cosine, _ = _tfidf_update(preds, target, self.unicode, self.max_features)
-        self.scores.append(cosine)
+    _which = 0  # index of the cosine in _tfidf_update's (cosine, euclidean)
 
 
-class TFIDFEuclideanSimilarity(_PerItemScore):
+class TFIDFEuclideanSimilarity(_TFIDFPairScore):
     """TF-IDF Euclidean similarity ``1 / (1 + ||v_p - v_t||_2)`` of the per-pair TF-IDF vectors.
 
     Same vectors as :class:`TFIDFCosineSimilarity`; for unit vectors
@@ -102,21 +110,7 @@ class TFIDFEuclideanSimilarity(_PerItemScore):
         kwargs: Passed to :class:`torchmetrics.Metric`.
     """
 
-    def __init__(
-        self,
-        reduction: str = "mean",
-        unicode: bool = False,
-        max_features: int | None = DEFAULT_MAX_FEATURES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(reduction=reduction, **kwargs)
-        self.unicode = unicode
-        self.max_features = max_features
-
-    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
-        """Score a batch of (generated, reference) text pairs."""
-        _, euclidean = _tfidf_update(preds, target, self.unicode, self.max_features)
-        self.scores.append(euclidean)
+    _which = 1  # index of the Euclidean similarity in _tfidf_update's result
 
 
 class TokenOverlap(_PerItemScore):
