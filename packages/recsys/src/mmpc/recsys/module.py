@@ -184,7 +184,9 @@ class RecommenderModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         values = self._eval_end("test")
-        if self.trainer.is_global_zero and self.trainer.log_dir is not None:
+        # Trainer.log_dir broadcasts under DDP: every rank must ask, not only rank 0.
+        log_dir = self.trainer.log_dir
+        if self.trainer.is_global_zero and log_dir is not None:
             payload = {
                 "model": type(self.model).__name__,
                 "test": values,
@@ -193,7 +195,7 @@ class RecommenderModule(L.LightningModule):
                 "epochs_run": self.trainer.current_epoch,
                 "mask_valid_at_test": self._mask_valid_at_test,
             }
-            write_json(Path(self.trainer.log_dir) / self.hparams.metrics_file, payload)
+            write_json(Path(log_dir) / self.hparams.metrics_file, payload)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mmpc_best_val"] = {"values": self.best_val, "epoch": self.best_epoch}
