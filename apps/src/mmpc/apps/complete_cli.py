@@ -11,17 +11,14 @@ with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from mmpc.completion.backends.base import BackendError
-from mmpc.completion.catalog import CatalogError
+from mmpc.apps.lightning_cli import run_cli
 from mmpc.completion.data import CompletionDataModule
 from mmpc.completion.module import CompletionModule
 from mmpc.completion.writer import CompletionWriter
-from mmpc.metrics.errors import MissingWeightsError
 
 __all__ = ["CompletionCLI", "main"]
 
@@ -54,19 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed_everything_default": 0,
         "save_config_callback": None,
         "auto_configure_optimizers": False,
-        "args": args,
     }
-    try:
-        with warnings.catch_warnings():
-            # `mmpc complete ...` passes its own argv slice on purpose.
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            CompletionCLI(**kwargs)
-    except (MissingWeightsError, BackendError, CatalogError) as err:
-        print(f"mmpc complete: {err}", file=sys.stderr)
-        return 2
-    except SystemExit as err:
-        return int(err.code or 0) if not isinstance(err.code, str) else 2
-    return 0
+    return run_cli("mmpc complete", CompletionCLI, args, **kwargs)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,15 @@ loaded here end the command with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from mmpc.completion.backends.base import BackendError
-from mmpc.completion.catalog import CatalogError
+from mmpc.apps.lightning_cli import run_cli
 from mmpc.grpo.data import GRPODataModule
 from mmpc.grpo.module import GRPOModule
 from mmpc.grpo.plotting import plot_reward_curve
-from mmpc.metrics.errors import MissingWeightsError
 
 __all__ = ["GRPOCLI", "main"]
 
@@ -65,19 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         "auto_configure_optimizers": False,
-        "args": args,
     }
-    try:
-        with warnings.catch_warnings():
-            # `mmpc grpo ...` passes its own argv slice on purpose.
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            GRPOCLI(**kwargs)
-    except (MissingWeightsError, BackendError, CatalogError) as err:
-        print(f"mmpc grpo: {err}", file=sys.stderr)
-        return 2
-    except SystemExit as err:
-        return int(err.code or 0) if not isinstance(err.code, str) else 2
-    return 0
+    return run_cli("mmpc grpo", GRPOCLI, args, **kwargs)
 
 
 if __name__ == "__main__":
