@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmpc.recsys.graph import normalized_bipartite_adj, to_sparse
-from mmpc.recsys.models.base import Recommender
+from mmpc.recsys.models.tables import FeatureTableRecommender
 
 
 def unique_dropout(table: Tensor, rows: Tensor, p: float) -> Tensor:
@@ -78,7 +78,7 @@ def project_rows(proj: nn.Linear, table: Tensor, rows: Tensor) -> Tensor:
     return proj(table[rows])  # (B', d_out)
 
 
-class BM3(Recommender):
+class BM3(FeatureTableRecommender):
     """BM3 (MMRec's defaults); see the module docstring for the exact loss.
 
     Args:
@@ -118,7 +118,6 @@ class BM3(Recommender):
         self.reg_weight = reg_weight
         self.cl_weight = cl_weight
         self.dropout = dropout
-        self.train_features = train_features
 
         self.user_embedding = nn.Embedding(num_users, embedding_dim)
         self.item_embedding = nn.Embedding(num_items, embedding_dim)
@@ -131,20 +130,10 @@ class BM3(Recommender):
             proj = nn.Linear(dim, embedding_dim)
             nn.init.xavier_normal_(proj.weight)
             self.projections[modality] = proj
-            table = torch.zeros(num_items, dim)
-            if train_features:
-                self.register_parameter(f"{modality}_table", nn.Parameter(table))
-            else:
-                self.register_buffer(f"{modality}_table", table, persistent=False)
+        self._init_tables(train_features)
         self.register_buffer("adj_indices", torch.empty(2, 0, dtype=torch.long), persistent=False)
         self.register_buffer("adj_values", torch.empty(0), persistent=False)
-        # Persistent, so a model restored from a checkpoint keeps its trained tables.
-        self.register_buffer("tables_loaded", torch.tensor(False))
         self._eval_cache: tuple[Tensor, Tensor] | None = None
-
-    def table(self, modality: str) -> Tensor:
-        """(I, d) the (trainable) feature table of ``modality``."""
-        return getattr(self, f"{modality}_table")
 
     def setup_data(self, data) -> None:
         """Build ``Â`` from the train pairs; load the features into the tables (first call only).
@@ -158,11 +147,7 @@ class BM3(Recommender):
         )
         device = self.adj_values.device
         self.adj_indices, self.adj_values = indices.to(device), values.to(device)
-        if not (self.train_features and bool(self.tables_loaded)):
-            with torch.no_grad():
-                for modality in self.feature_dims:
-                    self.table(modality).copy_(data.features[modality])
-            self.tables_loaded.fill_(True)
+        self._fill_tables(data)
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """``(h_U (U, d), h_I (I, d))``: layer-mean LightGCN embeddings, items plus their IDs."""

@@ -49,8 +49,8 @@ from mmpc.recsys.graph import (
     to_sparse,
     unique_edges,
 )
-from mmpc.recsys.models.base import Recommender
 from mmpc.recsys.models.bm3 import project_rows
+from mmpc.recsys.models.tables import FeatureTableRecommender
 
 
 def bpr_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -65,7 +65,7 @@ def default_graph_device() -> torch.device:
     return torch.device("cpu")
 
 
-class FREEDOM(Recommender):
+class FREEDOM(FeatureTableRecommender):
     """FREEDOM (MMRec's defaults); see the module docstring for the graphs and the loss.
 
     Args:
@@ -123,7 +123,6 @@ class FREEDOM(Recommender):
         self.n_ui_layers = n_ui_layers
         self.dropout = dropout
         self.reg_weight = reg_weight
-        self.train_features = train_features
         self.knn_chunk_size = knn_chunk_size
         self.seed = seed
 
@@ -134,22 +133,11 @@ class FREEDOM(Recommender):
         self.projections = nn.ModuleDict(
             {m: nn.Linear(d, feat_embed_dim) for m, d in self.feature_dims.items()}
         )
-        for modality, dim in self.feature_dims.items():
-            table = torch.zeros(num_items, dim)
-            if train_features:
-                self.register_parameter(f"{modality}_table", nn.Parameter(table))
-            else:
-                self.register_buffer(f"{modality}_table", table, persistent=False)
+        self._init_tables(train_features)
         for name in ("mm", "adj", "pruned", "edges"):
             self.register_buffer(f"{name}_indices", torch.empty(2, 0, dtype=torch.long), False)
             self.register_buffer(f"{name}_values", torch.empty(0), persistent=False)
-        # Persistent, so a model restored from a checkpoint keeps its trained tables.
-        self.register_buffer("tables_loaded", torch.tensor(False))
         self._eval_cache: tuple[Tensor, Tensor] | None = None
-
-    def table(self, modality: str) -> Tensor:
-        """(I, d) the (trainable) feature table of ``modality``."""
-        return getattr(self, f"{modality}_table")
 
     def setup_data(self, data) -> None:
         """Build ``S`` from the features, ``Â`` from the train pairs; fill the tables once.
@@ -177,11 +165,7 @@ class FREEDOM(Recommender):
         self.adj_indices, self.adj_values = adj[0].to(device), adj[1].to(device)
         self.pruned_indices = torch.empty(2, 0, dtype=torch.long, device=device)
         self.pruned_values = torch.empty(0, device=device)
-        if not (self.train_features and bool(self.tables_loaded)):
-            with torch.no_grad():
-                for modality in self.feature_dims:
-                    self.table(modality).copy_(data.features[modality])
-            self.tables_loaded.fill_(True)
+        self._fill_tables(data)
 
     def on_train_epoch_start(self, epoch: int) -> None:
         """Redraw the pruned user-item graph ``Â_p`` (MMRec's ``pre_epoch_processing``)."""
