@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -78,18 +79,19 @@ def _values(completions: Sequence[str], key: str) -> list[str | None]:
     return [parse_answer(c, key).value for c in completions]
 
 
-class Reward:
+class Reward(ABC):
     """Base of the configurable rewards: ``reward(completions, **columns) -> list[float]``.
 
     Any plain function with that signature works wherever a reward is expected; subclasses of
     this class can also be named in YAML (``class_path`` + ``init_args``).
     """
 
-    def setup(self, ctx: BackendContext) -> None:
+    def setup(self, ctx: BackendContext) -> None:  # noqa: B027 (optional hook)
         """Load what the reward needs (called once by ``GRPOModule.setup``); default nothing."""
 
+    @abstractmethod
     def __call__(self, completions: Sequence[str], **columns: Any) -> list[float]:
-        raise NotImplementedError(f"{type(self).__name__} does not define __call__")
+        """One reward per completion; ``columns`` hold the batch's other fields."""
 
 
 class JsonFormatReward(Reward):

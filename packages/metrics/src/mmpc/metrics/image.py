@@ -7,6 +7,7 @@ Inputs are float tensors ``(N, 3, H, W)`` in ``[0, 1]`` (see
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import torch
@@ -53,8 +54,9 @@ class PerItemImageMetric(Metric):
         if reduction == "none":
             self.add_state("values", [], dist_reduce_fx="cat")
 
+    @abstractmethod
     def _per_item(self, preds: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
+        """(N,) values of the metric for a batch of pairs."""
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Score a batch of pairs ``(N, 3, H, W)`` and add the values to the state."""

@@ -26,6 +26,7 @@ Life cycle, as driven by ``RecommenderModule``:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 MODALITIES: tuple[str, ...] = ("text", "image")
 
 
-class Recommender(nn.Module):
+class Recommender(nn.Module, ABC):
     """A multimodal recommender core; training/eval/logging live in RecommenderModule.
 
     Args:
@@ -94,6 +95,7 @@ class Recommender(nn.Module):
                     f"{name}: expects {modality} features of width {dim}, the data has {got}"
                 )
 
+    @abstractmethod
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor | None) -> dict[str, Tensor]:
         """Training loss of one batch.
 
@@ -105,11 +107,10 @@ class Recommender(nn.Module):
         Returns:
             ``{"loss": scalar, **parts}``; the parts are logged as ``train/<name>``.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def full_scores(self, users: Tensor) -> Tensor:
         """(B, I) preference scores of ``users`` (B,) over all items; higher ranks first."""
-        raise NotImplementedError
 
     def on_train_epoch_start(self, epoch: int) -> None:
         """Hook at the start of each training epoch (default: nothing)."""
