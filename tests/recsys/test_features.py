@@ -55,17 +55,56 @@ def test_feature_folder_roundtrip_and_datamodule(gt_folder: Path, tmp_path: Path
 def test_write_condition_replaces_only_completed_rows(gt_folder: Path, tmp_path: Path) -> None:
     _, gt = read_feature_folder(gt_folder)
     new = {"item4": np.full(5, 9.0), "item0": np.full(5, -1.0)}
-    out = write_condition(gt_folder, tmp_path / "cond", "text", new, info={"completer": "x"})
+    out = write_condition(
+        gt_folder, tmp_path / "cond", "text", new, masked_items=["item0", "item4"],
+        info={"completer": "x"},
+    )  # fmt: skip
     _, cond = read_feature_folder(out)
     expected = gt["text"].copy()
     expected[4], expected[0] = 9.0, -1.0
     np.testing.assert_array_equal(cond["text"], expected)
     np.testing.assert_array_equal(cond["image"], gt["image"])  # other modality untouched
-    assert json.loads((out / "condition.json").read_text())["replaced"] == 2
+    meta = json.loads((out / "condition.json").read_text())
+    assert (meta["replaced"], meta["failed"], meta["completer"]) == (2, 0, "x")
     with pytest.raises(ValueError, match=r"'nope' is not in item_ids\.txt"):
-        write_condition(gt_folder, tmp_path / "bad", "text", {"nope": np.zeros(5)})
-    with pytest.raises(ValueError, match="width 3, ground truth 5"):
-        write_condition(gt_folder, tmp_path / "bad", "text", {"item1": np.zeros(3)})
+        write_condition(gt_folder, tmp_path / "bad", "text", {}, masked_items=["nope"])
+    with pytest.raises(ValueError, match=r"shape \(3,\), ground truth rows \(5,\)"):
+        write_condition(
+            gt_folder, tmp_path / "bad", "text", {"item1": np.zeros(3)}, masked_items=["item1"]
+        )
+    with pytest.raises(ValueError, match="'item2' is not among the masked items"):
+        write_condition(gt_folder, tmp_path / "bad", "text", {"item2": np.zeros(5)},
+                        masked_items=["item1"])  # fmt: skip
+    with pytest.raises(ValueError, match="unknown on_failure 'gt'"):
+        write_condition(gt_folder, tmp_path / "bad", "text", {}, masked_items=[], on_failure="gt")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("on_failure", ["zeros", "mean", "knn"])
+def test_write_condition_failed_items_never_keep_ground_truth(
+    gt_folder: Path, tmp_path: Path, on_failure: str
+) -> None:
+    """A masked item whose completion failed gets the fill, not its (leaking) true row."""
+    _, gt = read_feature_folder(gt_folder)
+    masked = ["item1", "item5", "item6"]
+    completed = {"item5": np.full(7, 3.0)}
+    out = write_condition(gt_folder, tmp_path / on_failure, "image", completed,
+                          masked_items=masked, on_failure=on_failure, k=3)  # fmt: skip
+    _, cond = read_feature_folder(out)
+    mask = np.zeros(12, dtype=bool)
+    mask[[1, 5, 6]] = True
+    fill = impute(gt, "image", mask, on_failure, k=3)  # rows of items 1, 5, 6
+    np.testing.assert_array_equal(cond["image"][5], np.full(7, 3.0))
+    np.testing.assert_allclose(cond["image"][[1, 6]], fill[[0, 2]], rtol=1e-6)
+    assert not np.allclose(cond["image"][1], gt["image"][1])  # the true row is gone
+    keep = np.flatnonzero(~mask)
+    np.testing.assert_array_equal(cond["image"][keep], gt["image"][keep])
+    meta = json.loads((out / "condition.json").read_text())
+    assert (meta["masked"], meta["replaced"], meta["failed"]) == (3, 1, 2)
+    assert meta["on_failure"] == on_failure
+    with pytest.raises(ValueError, match=r"2 masked item\(s\) have no completion"):
+        write_condition(gt_folder, tmp_path / "strict", "image", completed,
+                        masked_items=masked, on_failure="error")  # fmt: skip
 
 
 def test_imputations_match_naive(gt_folder: Path, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ A *condition* is a feature folder (``docs/CONTRACTS.md``) equal to the ground-tr
 for the rows of the items whose masked modality was completed:
 
 * ``write_condition``: the rows come from encoding a completer's outputs (generated titles for
-  I→T, rendered images for T→I) with the same encoder as the ground truth.
+  I→T, rendered images for T→I) with the same encoder as the ground truth; masked items whose
+  completion failed get a zero row (or a mean / kNN fill), never their ground-truth row.
 * ``impute``/``write_imputed_condition``: feature-level baselines for the same masked items:
   ``"zeros"`` (x_i = 0), ``"mean"`` (x_i = mean of the unmasked rows) and ``"knn"``
   (x_i = mean of the masked modality over the k unmasked items nearest to i by cosine similarity
@@ -61,36 +62,84 @@ def write_condition(
     out: str | Path,
     modality: str,
     completed: Mapping[str, np.ndarray],
+    *,
+    masked_items: Sequence[str],
+    on_failure: str = "zeros",
+    k: int = 10,
     info: dict | None = None,
 ) -> Path:
-    """Copy the ground-truth features to ``out`` with ``completed`` rows of ``modality`` replaced.
+    """Copy the ground-truth features to ``out``, the masked items' ``modality`` rows replaced.
+
+    Every item in ``masked_items`` lost ``modality``: its row becomes the completed vector when
+    the completion succeeded, and otherwise the ``on_failure`` fill. A masked item never keeps
+    its ground-truth row, which would leak the true feature into the condition and flatter the
+    completer by its failure rate.
 
     Args:
         ground_truth: feature folder of the original features.
         out: condition folder to write (atomically, file by file).
         modality: ``"text"`` or ``"image"``: the modality that was completed.
-        completed: ``{item_id: (d,) vector}`` encoded with the ground truth's encoder.
+        completed: ``{item_id: (d,) vector}`` encoded with the ground truth's encoder, for the
+            masked items whose completion succeeded (a subset of ``masked_items``).
+        masked_items: every item whose ``modality`` was masked, completed or not.
+        on_failure: the row of a masked item without a completion: ``"zeros"`` (default, as
+            ``mmpc bench``), ``"mean"`` or ``"knn"`` (the imputation baselines, computed from the
+            unmasked items), or ``"error"`` to refuse.
+        k: neighbours for ``on_failure="knn"``.
         info: extra provenance written to ``out/condition.json``.
+
+    Raises:
+        ValueError: an unknown item, a completed item that is not masked, a vector of the
+            wrong width, an unknown ``on_failure``, or a failure with ``on_failure="error"``.
     """
+    if on_failure not in (*IMPUTATIONS, "error"):
+        raise ValueError(f"unknown on_failure {on_failure!r}; use one of {(*IMPUTATIONS, 'error')}")
     gt = Path(ground_truth)
     ids, features = read_feature_folder(gt)
     if modality not in features:
         raise ValueError(f"{gt}: no {modality}_feat.npy to replace rows in")
     base = features[modality]
+    masked_items = list(dict.fromkeys(masked_items))
+    masked_set = set(masked_items)
+    stray = [item for item in completed if item not in masked_set]
+    if stray:
+        raise ValueError(f"completed item {stray[0]!r} is not among the masked items")
+    failed = [item for item in masked_items if item not in completed]
+    if failed and on_failure == "error":
+        raise ValueError(
+            f"{len(failed)} masked item(s) have no completion (first: {failed[0]!r}) and "
+            "on_failure='error'"
+        )
+    masked_rows = _rows(ids, masked_items, gt)
     items = list(completed)
-    rows = _rows(ids, items, gt)
+    if masked_items:
+        base = base.copy()
     if items:
         vectors = np.stack([np.asarray(completed[i], dtype=np.float32) for i in items])
-        if vectors.shape[1] != base.shape[1]:
+        if vectors.ndim != 2 or vectors.shape[1] != base.shape[1]:
             raise ValueError(
-                f"{gt}: completed {modality} vectors have width {vectors.shape[1]}, "
-                f"ground truth {base.shape[1]}"
+                f"{gt}: completed {modality} vectors have shape {vectors.shape[1:]}, "
+                f"ground truth rows ({base.shape[1]},)"
             )
-        base = base.copy()
-        base[rows] = vectors
+        base[_rows(ids, items, gt)] = vectors
+    if failed:
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[masked_rows] = True
+        filled = impute(features, modality, mask, on_failure, k=k)  # rows in id order
+        order = {row: n for n, row in enumerate(np.flatnonzero(mask))}
+        failed_rows = _rows(ids, failed, gt)
+        base[failed_rows] = filled[[order[r] for r in failed_rows]]
     features = {**features, modality: base}
     write_feature_folder(out, ids, features)
-    meta = {"ground_truth": str(gt), "modality": modality, "replaced": len(items), **(info or {})}
+    meta = {
+        "ground_truth": str(gt),
+        "modality": modality,
+        "masked": len(masked_items),
+        "replaced": len(items),
+        "failed": len(failed),
+        "on_failure": on_failure,
+        **(info or {}),
+    }
     text = json.dumps(meta, indent=2)
     _atomic_save(Path(out) / "condition.json", lambda p: p.write_text(text, encoding="utf-8"))
     return Path(out)
@@ -99,8 +148,8 @@ def write_condition(
 def read_completed_outputs(records: str | Path) -> dict[str, str]:
     """``{item_id: output}`` of the successful records of a completion ``records.jsonl``.
 
-    Records with an ``error`` or an empty ``output`` are skipped (the item keeps its ground-truth
-    row only if the caller decides so; the paper substitutes only completed items).
+    Records with an ``error`` or an empty ``output`` are skipped: pass the masked items to
+    :func:`write_condition`, which fills those failures with its ``on_failure`` row.
     """
     path = Path(records)
     out = {}
@@ -183,4 +232,4 @@ def write_imputed_condition(
     filled = impute(features, modality, mask, method, k=k)
     completed = dict(zip([ids[r] for r in np.flatnonzero(mask)], filled, strict=True))
     info = {"imputation": method, **({"k": k} if method == "knn" else {})}
-    return write_condition(gt, out, modality, completed, info=info)
+    return write_condition(gt, out, modality, completed, masked_items=list(completed), info=info)

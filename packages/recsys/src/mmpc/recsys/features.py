@@ -67,7 +67,10 @@ class TextEncoder:
 
         self.model = SentenceTransformer(str(path), device=device, trust_remote_code=False)
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers >= 5.2 renamed the getter (the old name warns).
+        get_dim = getattr(self.model, "get_embedding_dimension", None)
+        get_dim = get_dim or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(N, d) float32 embeddings of ``texts``."""
