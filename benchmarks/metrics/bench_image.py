@@ -1,12 +1,15 @@
 """Throughput of the image metrics beside their reference implementations, in one process.
 
 Pixel metrics (MSE, PSNR, SSIM): ``mmpc.metrics`` classes fed batches of ``(B, 3, S, S)`` versus a
-per-image scikit-image loop on the same float32 ``(S, S, 3)`` arrays (what the published code
-does, one pair at a time). Network metrics: ``LPIPS(net="st-lpips")`` batched versus the
-``stlpips-pytorch`` network called per pair, and ``CLIPImageSimilarity`` batched versus a per-pair
-``encode_image`` loop with the same transforms. CLIP runs a *randomly initialised* full-size
-open_clip ViT-B-32 (no weights here): the compute is the real model's, the values are noise and
-only the timing is used. The plain AlexNet LPIPS is timed only when its backbone is cached.
+per-image scikit-image loop on the same ``(S, S, 3)`` arrays (what the published code does, one
+pair at a time), float32 arrays. SSIM is computed in the arrays' float type by scikit-image and
+by our default (``precision="auto"``); the row "SSIM (float64)" times ``precision="float64"``
+beside scikit-image on float64 arrays (the published uint8 images are computed in float64).
+Network metrics: ``LPIPS(net="st-lpips")`` batched versus the ``stlpips-pytorch`` network
+called per pair, and ``CLIPImageSimilarity`` batched versus a per-pair ``encode_image`` loop with
+the same transforms. CLIP runs a *randomly initialised* full-size open_clip ViT-B-32 (no weights
+here): the compute is the real model's, the values are noise and only the timing is used. The
+plain AlexNet LPIPS is timed only when its backbone is cached.
 
 Pairs are random 256 x 256 crops of scikit-image's real photos (reference) and distorted copies
 (Gaussian noise, blur), so values are realistic. Every row also prints the largest difference
@@ -113,7 +116,13 @@ def main() -> None:
     n = args.pairs
     rows = []
 
+    # scikit-image computes SSIM in the arrays' float type (float64 for the published uint8
+    # images), so each of our precisions is timed against the reference in the same precision.
+    preds_64, target_64 = preds_np.astype(np.float64), target_np.astype(np.float64)
     ssim_ref = lambda i: skm.structural_similarity(  # noqa: E731
+        target_64[i], preds_64[i], win_size=7, channel_axis=-1, data_range=1.0
+    )
+    ssim_ref32 = lambda i: skm.structural_similarity(  # noqa: E731
         target_np[i], preds_np[i], win_size=7, channel_axis=-1, data_range=1.0
     )
     pixel = [
@@ -124,12 +133,12 @@ def main() -> None:
             lambda i: skm.peak_signal_noise_ratio(target_np[i], preds_np[i], data_range=1.0),
             "skimage PSNR (data_range 1)",
         ),
-        ("SSIM", SSIM, ssim_ref, "skimage SSIM (win 7, channel_axis)"),
+        ("SSIM", SSIM, ssim_ref32, "skimage SSIM (win 7, channel_axis), float32"),
         (
-            "SSIM (float32)",
-            lambda **kw: SSIM(precision="float32", **kw),
+            "SSIM (float64)",
+            lambda **kw: SSIM(precision="float64", **kw),
             ssim_ref,
-            "skimage SSIM (win 7, channel_axis)",
+            "skimage SSIM (win 7, channel_axis), float64",
         ),
     ]
     ref_runs: dict[str, tuple[float, torch.Tensor]] = {}  # each reference loop runs once

@@ -57,16 +57,33 @@ def test_parity_with_scikit_image_on_photos(distorted_photos, name: str) -> None
 def test_float32_inputs_match_scikit_image(distorted_photos) -> None:
     refs, gens = distorted_photos["chelsea"]
     refs32, gens32 = refs.astype(np.float32), gens.astype(np.float32)
-    ours = structural_similarity(_batch(gens32), _batch(refs32), reduction="none")
-    ref = _sk_values(skm.structural_similarity, refs32, gens32, **SK_SSIM)
-    assert_close(ours, ref, rtol=0, atol=2e-6)  # scikit-image works in float32, we in float64
-    fast = structural_similarity(
-        _batch(gens32), _batch(refs32), reduction="none", precision="float32"
-    )
-    assert_close(fast, ref, rtol=0, atol=2e-6)  # both float32, different summation order
+    preds32, target32 = _batch(gens32), _batch(refs32)
+    ref = _sk_values(skm.structural_similarity, refs32, gens32, **SK_SSIM)  # float32 inside
+    ours = structural_similarity(preds32, target32, reduction="none")  # "auto": float32 too
+    assert_close(ours, ref, rtol=0, atol=2e-6)  # both float32, different summation order
+    fast = structural_similarity(preds32, target32, reduction="none", precision="float32")
+    assert_close(ours, fast, rtol=0, atol=0)  # "auto" picked the inputs' float32
     exact = _sk_values(skm.structural_similarity, refs, gens, **SK_SSIM)
     assert_close(fast, exact, rtol=0, atol=2e-6)
-    ours_psnr = peak_signal_noise_ratio(_batch(gens32), _batch(refs32), reduction="none")
+    # precision="float64" on float32 tensors: scikit-image's float64 computation of the same
+    # values (its path for the published uint8 images).
+    wide = structural_similarity(preds32, target32, reduction="none", precision="float64")
+    ref64 = _sk_values(
+        skm.structural_similarity, refs32.astype(np.float64), gens32.astype(np.float64), **SK_SSIM
+    )
+    assert_close(wide, ref64, rtol=1e-10, atol=1e-12)
+    assert (wide - fast).abs().max() > 0  # the two precisions really differ
+    # Half-precision inputs are computed in float32, never in float16.
+    half = structural_similarity(preds32.half(), target32.half(), reduction="none")
+    assert_close(
+        half,
+        structural_similarity(
+            preds32.half().float(), target32.half().float(), reduction="none", precision="float32"
+        ),
+        rtol=0,
+        atol=0,
+    )
+    ours_psnr = peak_signal_noise_ratio(preds32, target32, reduction="none")
     ref_psnr = _sk_values(skm.peak_signal_noise_ratio, refs32, gens32, data_range=1.0)
     assert_close(ours_psnr, ref_psnr, rtol=1e-6, atol=0)
 
@@ -206,3 +223,28 @@ def test_corrupt_truncated_and_missing_files_name_the_file(tmp_path: Path) -> No
         with pytest.raises(ImageReadError, match=re.escape(bad.name)) as info:
             prepare_image_pair(bad, good)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 6, 7, 8, 11, 15])
+def test_window_sum_by_doubling_equals_naive_sums(width: int) -> None:
+    from mmpc.metrics.functional.image import _window_sum
+
+    src = torch.rand(2, 3, 17, 19, dtype=torch.float64)
+    for dim in (-1, -2):
+        n_out = src.shape[dim] - width + 1
+        naive = torch.stack([src.narrow(dim, j, width).sum(dim) for j in range(n_out)], dim=dim)
+        assert_close(_window_sum(src, dim, width), naive, rtol=1e-12, atol=1e-12)
+        out = torch.empty_like(naive)
+        workspace: dict[str, torch.Tensor] = {}
+        _window_sum(src, dim, width, out=out, workspace=workspace, tag="t")
+        assert_close(out, naive, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("win_size", [3, 5, 9, 11])
+def test_ssim_other_window_sizes_match_scikit_image(distorted_photos, win_size: int) -> None:
+    refs, gens = distorted_photos["coffee"]
+    ref = _sk_values(
+        skm.structural_similarity, refs, gens, win_size=win_size, channel_axis=-1, data_range=1.0
+    )
+    ours = structural_similarity(_batch(gens), _batch(refs), win_size=win_size, reduction="none")
+    assert_close(ours, ref, rtol=1e-10, atol=1e-12)

@@ -143,7 +143,9 @@ class SSIM(PerItemImageMetric):
         data_range: ``R``, the span of pixel values.
         win_size: odd side of the window (7, as the protocol).
         reduction: ``"mean"`` or ``"none"`` (per-item values).
-        precision: ``"float64"`` (default, exact) or ``"float32"`` (faster, within ~1e-6).
+        precision: ``"auto"`` (default: the inputs' float type, as scikit-image and
+            torchmetrics), ``"float64"`` (as the published uint8 path) or ``"float32"``
+            (about 2x faster on CPU, within ~1e-6 of float64).
     """
 
     is_differentiable: ClassVar[bool] = True
@@ -155,12 +157,12 @@ class SSIM(PerItemImageMetric):
         data_range: float = 1.0,
         win_size: int = 7,
         reduction: Reduction = "mean",
-        precision: Precision = "float64",
+        precision: Precision = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(reduction=reduction, **kwargs)
-        if precision not in ("float64", "float32"):
-            raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+        if precision not in ("auto", "float64", "float32"):
+            raise ValueError(f"precision must be 'auto', 'float64' or 'float32', got {precision!r}")
         self.data_range = data_range
         self.win_size = win_size
         self.precision = precision

@@ -5,9 +5,11 @@ item (``reduction="none"``) or their mean (``reduction="mean"``), as float64. Th
 scikit-image's ``mean_squared_error``, ``peak_signal_noise_ratio(data_range=1)`` and
 ``structural_similarity(win_size=7, channel_axis=-1, data_range=1.0)`` on the same ``(H, W, 3)``
 arrays (see ``tests/metrics/test_image.py``). MSE/PSNR take differences in the inputs' float type
-and accumulate in float64, exactly as scikit-image; SSIM is computed in float64 by default (as
-scikit-image does for uint8 images, the published path) or, with ``precision="float32"``, in
-float32 as scikit-image does for float32 arrays; means are accumulated in float64.
+and accumulate in float64, exactly as scikit-image; SSIM is computed, like scikit-image and
+torchmetrics, in the inputs' float type by default (``precision="auto"``: float64 for float64
+tensors, float32 for float32, float16/bfloat16 promoted to float32), or in the precision asked
+for; means are accumulated in float64. The published path (scikit-image on uint8 images)
+computes in float64: float32 SSIM differs from it by ~1e-6.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ Reduction = Literal["mean", "none"]
 ImageLike = Image.Image | str | os.PathLike[str]
 
 _PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
-Precision = Literal["float64", "float32"]
+Precision = Literal["auto", "float64", "float32"]
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
 _CPU_CHUNK = 1  # items per float64 pass on CPU: one image's maps stay in cache (measured best)
@@ -143,7 +145,7 @@ def _ssim_update(
     target: Tensor,
     data_range: float = 1.0,
     win_size: int = 7,
-    precision: Precision = "float64",
+    precision: Precision = "auto",
 ) -> Tensor:
     """Per-item SSIM, shape ``(N,)``, with a uniform window as scikit-image (see the public twin).
 
@@ -154,9 +156,7 @@ def _ssim_update(
     _check_pair(preds, target, min_side=win_size)
     if win_size % 2 != 1 or win_size < 3:
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
-    dtype = _PRECISIONS[precision]
+    dtype = _ssim_dtype(precision, preds, target)
     # Chunks bound the float64 working set (15 maps per item) and keep it in cache on CPU.
     size = _chunk(preds)
     pairs = zip(preds.split(size), target.split(size), strict=True)
@@ -167,6 +167,15 @@ def _ssim_update(
     return torch.cat(
         [_ssim_chunk_inplace(p, t, data_range, win_size, dtype, workspace) for p, t in pairs]
     )  # (N,)
+
+
+def _ssim_dtype(precision: str, preds: Tensor, target: Tensor) -> torch.dtype:
+    """The float type SSIM is computed in (``"auto"``: the inputs', at least float32)."""
+    if precision == "auto":
+        return torch.promote_types(torch.promote_types(preds.dtype, target.dtype), torch.float32)
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be 'auto', 'float64' or 'float32', got {precision!r}")
+    return _PRECISIONS[precision]
 
 
 def _buffer(
@@ -209,12 +218,8 @@ def _ssim_chunk_inplace(
     torch.mul(x, x, out=maps[:, 6:9])
     torch.mul(y, y, out=maps[:, 9:12])
     torch.mul(x, y, out=maps[:, 12:15])
-    rows.copy_(maps[..., :w_out])
-    for shift in range(1, win_size):
-        rows += maps[..., shift : shift + w_out]
-    box.copy_(rows[..., :h_out, :])
-    for shift in range(1, win_size):
-        box += rows[..., shift : shift + h_out, :]
+    _window_sum(maps, -1, win_size, out=rows, workspace=workspace, tag="w")
+    _window_sum(rows, -2, win_size, out=box, workspace=workspace, tag="h")
     box.div_(win_size * win_size)
     ux, uy, uxx, uyy, uxy = box.chunk(5, dim=1)  # views, each (n, 3, h, w)
     n_px = win_size * win_size
@@ -229,22 +234,62 @@ def _ssim_chunk_inplace(
     return ssim_map.reshape(n, 3, -1).mean(dim=2, dtype=torch.float64).mean(dim=1)  # (n,)
 
 
+def _window_sum(
+    src: Tensor,
+    dim: int,
+    width: int,
+    out: Tensor | None = None,
+    workspace: dict[str, Tensor] | None = None,
+    tag: str = "",
+) -> Tensor:
+    """Sums of ``width`` consecutive entries along ``dim`` (``L - width + 1`` of them).
+
+    By doubling: sums over 2, 4, ... entries are built from the previous ones, then the binary
+    digits of ``width`` are combined (7 = 4 + 2 + 1: 4 additions per element instead of the 6
+    of shifted adds). With ``out`` and ``workspace`` it writes in place into reused buffers
+    (no autograd); otherwise it allocates (autograd works).
+    """
+    n_out = src.shape[dim] - width + 1
+    partial = {1: src}  # partial[p][j] = sum of src[j : j + p] along dim
+    p = 1
+    while 2 * p <= width:
+        prev = partial[p]
+        m = prev.shape[dim] - p
+        a, b = prev.narrow(dim, 0, m), prev.narrow(dim, p, m)
+        if workspace is None:
+            partial[2 * p] = a + b
+        else:
+            shape = list(prev.shape)
+            shape[dim] = m
+            buf = _buffer(workspace, f"{tag}{2 * p}", tuple(shape), prev, prev.dtype)
+            partial[2 * p] = torch.add(a, b, out=buf)
+        p *= 2
+    offset, terms = 0, []
+    for size in sorted(partial, reverse=True):
+        if width & size:
+            terms.append(partial[size].narrow(dim, offset, n_out))
+            offset += size
+    if out is None:
+        total = terms[0].clone() if len(terms) == 1 else terms[0] + terms[1]
+        for term in terms[2:]:
+            total = total + term
+        return total
+    if len(terms) == 1:
+        return out.copy_(terms[0])
+    torch.add(terms[0], terms[1], out=out)
+    for term in terms[2:]:
+        out += term
+    return out
+
+
 def _box_mean(maps: Tensor, win_size: int) -> Tensor:
     """Mean over every ``w x w`` window lying wholly inside the image (no padding).
 
-    The uniform window is separable: ``w`` shifted in-place adds along W, then along H (2w adds
-    per pixel instead of w²). On CPU this is about 3x faster than ``F.avg_pool2d`` and exact to
-    float64 rounding.
+    The uniform window is separable: window sums along W, then along H (:func:`_window_sum`).
+    On CPU this is several times faster than ``F.avg_pool2d`` and exact to float64 rounding.
     """
-    h_out = maps.shape[-2] - win_size + 1
-    w_out = maps.shape[-1] - win_size + 1
-    rows = maps[..., :w_out].clone()  # (n, c, H, w_out)
-    for shift in range(1, win_size):
-        rows += maps[..., shift : shift + w_out]
-    box = rows[..., :h_out, :].clone()  # (n, c, h_out, w_out)
-    for shift in range(1, win_size):
-        box += rows[..., shift : shift + h_out, :]
-    return box.div_(win_size * win_size)
+    rows = _window_sum(maps, -1, win_size)  # (n, c, H, w_out)
+    return _window_sum(rows, -2, win_size).div_(win_size * win_size)  # (n, c, h_out, w_out)
 
 
 def _ssim_chunk(
@@ -276,7 +321,7 @@ def structural_similarity(
     data_range: float = 1.0,
     win_size: int = 7,
     reduction: Reduction = "mean",
-    precision: Precision = "float64",
+    precision: Precision = "auto",
 ) -> Tensor:
     """Structural similarity per image pair, exactly as scikit-image's default SSIM.
 
@@ -296,9 +341,10 @@ def structural_similarity(
         data_range: ``R``, the span of possible pixel values.
         win_size: odd side of the uniform window.
         reduction: ``"mean"`` over items or ``"none"`` for the ``(N,)`` per-item values.
-        precision: ``"float64"`` (default; what scikit-image does for the published uint8
-            images, equal to 1e-10) or ``"float32"`` (what scikit-image does for float32
-            arrays; about 2x faster on CPU, within ~1e-6 of float64).
+        precision: ``"auto"`` (default: the inputs' float type, as scikit-image does for the
+            same arrays), ``"float64"`` (what scikit-image does for the published uint8
+            images; equal to it within 1e-10) or ``"float32"`` (about 2x faster on CPU, within
+            ~1e-6 of float64).
 
     Returns:
         A float64 scalar, or a float64 ``(N,)`` tensor.
