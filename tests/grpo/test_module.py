@@ -94,6 +94,41 @@ def test_policy_equals_reference_at_step_zero(
         assert column in metrics
 
 
+def test_answer_prefix_is_prompt_not_completion(
+    tiny_llama: Path, short_template: Path, items: list[dict[str, Any]]
+) -> None:
+    """The prefill ends every prompt, opens every scored text, and is never a sampled token."""
+    prefix = '{"prompt": "'
+    module = _module(tiny_llama, short_template, answer_prefix=prefix, group_size=2)
+    plain = _module(tiny_llama, short_template, group_size=2)
+    module.configure_model()
+    plain.policy, plain.policy_model = module.policy, module.policy_model
+    enc, enc_plain = module.encode_prompts(items), plain.encode_prompts(items)
+    tokenizer = module.policy.tokenizer
+    squeeze = "".join  # the tiny word-level tokenizer decodes with spaces between tokens
+    for row, row_plain, m, m_plain in zip(
+        enc["input_ids"],
+        enc_plain["input_ids"],
+        enc["attention_mask"],
+        enc_plain["attention_mask"],
+        strict=True,
+    ):
+        ids, ids_plain = row[m.bool()].tolist(), row_plain[m_plain.bool()].tolist()
+        assert ids[: len(ids_plain)] == ids_plain  # the same prompt, then the prefill
+        assert squeeze(tokenizer.decode(ids[len(ids_plain) :]).split()) == prefix.replace(" ", "")
+    torch.manual_seed(0)
+    roll = module.rollout(items)
+    for text, ids, mask in zip(roll.texts, roll.completion_ids, roll.mask, strict=True):
+        assert text.startswith(prefix)
+        sampled = tokenizer.decode(ids[mask.bool()], skip_special_tokens=True)
+        assert text == prefix + sampled  # the prefix is not among the scored tokens
+    with torch.no_grad():
+        logps = module.completion_logps(roll.rows, roll.completion_ids, roll.mask)
+        with module.policy_model.disable_adapter():
+            ref = module.completion_logps(roll.rows, roll.completion_ids, roll.mask)
+    assert_close(logps, ref)
+
+
 def test_only_lora_weights_change_and_adapter_reloads(
     tiny_llama: Path, short_template: Path, items: list[dict[str, Any]], tmp_path: Path
 ) -> None:

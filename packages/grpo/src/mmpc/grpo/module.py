@@ -64,6 +64,10 @@ class GRPOModule(LightningModule):
         task: ``i2t`` (image → title; needs a VLM) or ``t2i`` (title → image prompt).
         reward_weights: name → weight of each reward in the total (default 1 each).
         template: a prompt template YAML; default the packaged template of ``task``.
+        answer_prefix: text that opens every answer (an assistant "prefill", e.g.
+            ``'{"prompt": "'``): appended to the chat-templated prompt, so it is part of the
+            prompt, never sampled or trained on, and prepended to each completion before it is
+            parsed and rewarded. Default ``""`` (the paper's setting: none).
         gguf_file: GGUF file inside ``model`` (converted once, cached in ``cache_dir``).
         cache_dir: where converted GGUF folders are kept.
         quantization: ``none`` or ``4bit`` (nf4, double quantisation: QLoRA).
@@ -99,6 +103,7 @@ class GRPOModule(LightningModule):
         task: Literal["i2t", "t2i"] = "t2i",
         reward_weights: dict[str, float] | None = None,
         template: str | None = None,
+        answer_prefix: str = "",
         gguf_file: str | None = None,
         cache_dir: str | None = None,
         quantization: Literal["none", "4bit"] = "none",
@@ -201,10 +206,12 @@ class GRPOModule(LightningModule):
     def encode_prompts(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """Chat-templated, left-padded prompt tensors (plus pixel inputs for i2t) on the device."""
         processor = self.policy.processor
+        prefix = self.hparams.answer_prefix
         texts = [
             processor.apply_chat_template(
                 self._messages(r), add_generation_prompt=True, tokenize=False
             )
+            + prefix
             for r in rows
         ]
         if self.policy.is_vlm:
@@ -264,10 +271,11 @@ class GRPOModule(LightningModule):
             lengths, device=ids.device
         ).unsqueeze(1)  # (N, K): positions the generator actually wrote
         mask = completion_mask(ids, self._eos_ids()) * produced.long()  # (N, K)
+        prefix = self.hparams.answer_prefix
         texts = [
-            self.policy.tokenizer.decode(row[m.bool()], skip_special_tokens=True)
+            prefix + self.policy.tokenizer.decode(row[m.bool()], skip_special_tokens=True)
             for row, m in zip(ids, mask, strict=True)
-        ]
+        ]  # what the parser and the rewards read: the prefill plus the sampled completion
         return Rollout(rows, ids, mask, texts)
 
     def completion_logps(
