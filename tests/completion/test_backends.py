@@ -258,3 +258,75 @@ def test_resolve_pretrained_hub_ids_cache_and_folders(
         "Qwen/Qwen2.5-VL-7B-Instruct",
         {"local_files_only": True},
     )
+
+
+def _save_random_lora(base: torch.nn.Module, folder: Path, targets: list[str]) -> Path:
+    """A LoRA adapter whose B matrices are random (non-zero), saved with peft as GRPO does."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(folder)
+    return folder
+
+
+def test_text_llm_loads_a_lora_adapter_and_prefill(tiny_llm: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = _save_random_lora(
+        AutoModelForCausalLM.from_pretrained(tiny_llm), tmp_path / "adapter", ["q_proj", "v_proj"]
+    )
+    plain = TextLLMBackend(str(tiny_llm), generation=GREEDY)
+    tuned = TextLLMBackend(str(tiny_llm), generation=GREEDY, adapter=str(adapter))
+    plain.setup(_ctx())
+    tuned.setup(_ctx())
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llm), adapter)
+    ids = torch.tensor([[1, 5, 9, 14, 20, 33]])
+    with torch.no_grad():
+        torch.testing.assert_close(tuned._model(ids).logits, reference.eval()(ids).logits)
+        assert not torch.allclose(tuned._model(ids).logits, plain._model(ids).logits)
+    assert tuned.describe()["adapter"] == str(adapter)  # part of the run's identity
+
+    prefix = '{"prompt": "'
+    prefilled = TextLLMBackend(str(tiny_llm), generation=GREEDY, answer_prefix=prefix)
+    prefilled.setup(_ctx())
+    template = default_template("t2i")
+    request = Request("x", build_text_messages(template, title="Red ceramic mug"))
+    answer = prefilled.generate([request])[0]
+    assert answer.startswith(prefix)
+    # Same as generating from the chat-templated prompt with the prefix appended by hand.
+    tokenizer = prefilled._tokenizer
+    text = tokenizer.apply_chat_template(
+        request.messages, tokenize=False, add_generation_prompt=True
+    )
+    enc = tokenizer(text + prefix, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = prefilled._model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **GREEDY)
+    continuation = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert answer == prefix + continuation
+
+    with pytest.raises(MissingWeightsError, match=r"no adapter_config\.json") as info:
+        TextLLMBackend(str(tiny_llm), adapter=str(tmp_path / "nope")).setup(_ctx())
+    assert "\n" not in str(info.value)
+
+
+def test_mllm_loads_a_lora_adapter(tiny_qwen: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    def base() -> torch.nn.Module:
+        return AutoModelForImageTextToText.from_pretrained(tiny_qwen, dtype=torch.float32)
+
+    adapter = _save_random_lora(base(), tmp_path / "adapter", ["q_proj", "v_proj"])
+    tuned = MLLMBackend(
+        str(tiny_qwen), quantization="none", compute_dtype="float32", adapter=str(adapter)
+    )
+    tuned.setup(_ctx())
+    reference = PeftModel.from_pretrained(base(), adapter).eval()
+    ids = torch.tensor([[1, 5, 9, 14, 20, 33]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            tuned._model(input_ids=ids).logits, reference(input_ids=ids).logits
+        )
+        assert not torch.allclose(tuned._model(input_ids=ids).logits, base()(input_ids=ids).logits)

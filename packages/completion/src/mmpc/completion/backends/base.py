@@ -37,6 +37,7 @@ __all__ = [
     "Generator",
     "Renderer",
     "Request",
+    "load_adapter",
     "missing_weights",
     "resolve_dtype",
     "resolve_pretrained",
@@ -145,6 +146,25 @@ def _public_settings(obj: object) -> dict[str, Any]:
         and k not in _NOT_IDENTITY
         and isinstance(v, str | int | float | bool | dict | list | None)
     }
+
+
+def load_adapter(model: Any, adapter: str | None, *, config_key: str) -> Any:
+    """``model`` with the peft LoRA adapter in folder ``adapter`` applied (e.g. from ``mmpc grpo``).
+
+    ``None`` returns ``model`` unchanged. The adapter's weights are loaded from the folder only
+    (safetensors, no hub); a folder without ``adapter_config.json`` is a one-line error.
+    """
+    if adapter is None:
+        return model
+    folder = Path(os.path.expanduser(adapter))
+    if not (folder / "adapter_config.json").is_file():
+        raise MissingWeightsError(
+            f"cannot load the LoRA adapter {adapter!r} (no adapter_config.json there): pass the "
+            f"folder `mmpc grpo fit` printed with --{config_key}.init_args.adapter=/path"
+        )
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
 
 
 def resolve_dtype(name: str) -> torch.dtype:

@@ -21,6 +21,7 @@ from mmpc.completion.backends.base import (
     BackendError,
     Generator,
     Request,
+    load_adapter,
     missing_weights,
     resolve_dtype,
     resolve_pretrained,
@@ -49,6 +50,8 @@ class MLLMBackend(Generator):
         attn_implementation: passed to ``from_pretrained`` when set (e.g. ``"sdpa"``).
         allow_download: let ``from_pretrained`` reach the hub; off by default so that a missing
             model fails at once with one line.
+        adapter: a peft LoRA adapter folder applied on top of the base (e.g. the one
+            ``mmpc grpo fit`` wrote), for the before/after tables.
     """
 
     input_format = "chat"
@@ -62,8 +65,10 @@ class MLLMBackend(Generator):
         processor_kwargs: dict[str, Any] | None = None,
         attn_implementation: str | None = None,
         allow_download: bool = False,
+        adapter: str | None = None,
     ) -> None:
         self.model = model
+        self.adapter = adapter
         self.quantization = quantization
         self.compute_dtype = compute_dtype
         self.generation = dict(generation or {})
@@ -110,6 +115,7 @@ class MLLMBackend(Generator):
             raise missing_weights("multimodal LLM", self.model, ctx.config_key, str(err)) from None
         if self.quantization != "nf4":
             model = model.to(ctx.device)
+        model = load_adapter(model, self.adapter, config_key=ctx.config_key)
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:

@@ -24,6 +24,7 @@ from mmpc.completion.backends.base import (
     BackendContext,
     Generator,
     Request,
+    load_adapter,
     missing_weights,
     resolve_dtype,
     resolve_pretrained,
@@ -108,6 +109,11 @@ class TextLLMBackend(Generator):
             do_sample: false}``).
         cache_dir: where GGUF conversions live (default ``$MMPC_CACHE`` or ``~/.cache/mmpc``).
         allow_download: let ``from_pretrained`` reach the hub.
+        adapter: a peft LoRA adapter folder applied on top of the base (e.g. the one
+            ``mmpc grpo fit`` wrote), for before/after comparisons.
+        answer_prefix: text that opens every answer (an assistant "prefill", e.g.
+            ``'{"prompt": "'``): appended to the chat-templated prompt and prepended to each
+            raw answer. Use the value the adapter was trained with. Default ``""`` (none).
     """
 
     input_format = "text_chat"
@@ -119,8 +125,12 @@ class TextLLMBackend(Generator):
         generation: dict[str, Any] | None = None,
         cache_dir: str | None = None,
         allow_download: bool = False,
+        adapter: str | None = None,
+        answer_prefix: str = "",
     ) -> None:
         self.model = model
+        self.adapter = adapter
+        self.answer_prefix = answer_prefix
         self.dtype = dtype
         self.generation = dict(generation or {})
         self.cache_dir = cache_dir
@@ -164,6 +174,7 @@ class TextLLMBackend(Generator):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        model = load_adapter(model, self.adapter, config_key=ctx.config_key)
         self._model, self._tokenizer = model.to(ctx.device).eval(), tokenizer
         self._device = ctx.device
 
@@ -177,6 +188,7 @@ class TextLLMBackend(Generator):
             self._tokenizer.apply_chat_template(
                 r.messages, tokenize=False, add_generation_prompt=True
             )
+            + self.answer_prefix
             for r in requests
         ]
         # The chat template already holds the special tokens.
@@ -187,4 +199,5 @@ class TextLLMBackend(Generator):
         sequences = self._model.generate(
             **inputs, pad_token_id=self._tokenizer.pad_token_id, **self.generation
         )
-        return decode_new_tokens(self._tokenizer, sequences, prompt_len)
+        answers = decode_new_tokens(self._tokenizer, sequences, prompt_len)
+        return [self.answer_prefix + a for a in answers]
