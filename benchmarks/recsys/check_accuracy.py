@@ -8,12 +8,20 @@ val/recall@20 with MMRec's stopping_step 20; the test numbers are those of the b
 epoch. Prints one row per seed, the mean, and MMRec's numbers (seed 999, from
 ``../shared/RECSYS_REFERENCE.md``, measured by others on the default generated data) with the
 relative differences. Writes the per-seed metrics.json files under ``--out``.
+
+On other data, pass MMRec's numbers for that data with ``--reference-json PATH``: a JSON object
+with the keys of ``REFERENCE`` (``epochs``, ``val/recall@20``, ..., ``test/ndcg@20``), either flat
+(one MMRec run) or keyed by model name (``{"vbpr": {...}, "bm3": {...}}``); an optional
+``"label"`` string names the MMRec row (default ``MMRec (reference JSON)``). ``--reuse`` prints
+the comparison from the seeds already run under ``--out`` (their ``row.json``, else
+``metrics.json`` without the timing) instead of training them again.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -49,14 +57,42 @@ MODEL_KWARGS: dict[str, dict] = {
 COLUMNS = list(REFERENCE["vbpr"])
 
 
+def load_reference(path: str, model: str) -> tuple[dict[str, float], str]:
+    """MMRec's numbers from a JSON file (flat, or keyed by model name) and the row's label."""
+    data = json.loads(Path(path).read_text())
+    if model in data:
+        data = data[model]
+    missing = [c for c in COLUMNS if c not in data]
+    if missing:
+        raise SystemExit(f"{path}: no {', '.join(missing)} for {model}")
+    return {c: float(data[c]) for c in COLUMNS}, str(data.get("label", "MMRec (reference JSON)"))
+
+
+def reused_row(out: Path) -> dict[str, float] | None:
+    """The metrics row of a seed already run in ``out`` (None if it has not finished)."""
+    if (out / "row.json").is_file():
+        return json.loads((out / "row.json").read_text())
+    if not (out / "metrics.json").is_file():
+        return None
+    metrics = json.loads((out / "metrics.json").read_text())
+    row = {"epochs": metrics["epochs_run"], **metrics["best_val"], **metrics["test"]}
+    row["s/epoch"] = float("nan")  # not recorded by runs older than row.json
+    return row
+
+
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     """Fit one seed (weights and sampling) and return its metrics row."""
+    out = Path(args.out) / args.model / f"seed{seed}"
+    if args.reuse and (row := reused_row(out)) is not None:
+        return row
     L.seed_everything(seed, verbose=False)
     dm = InteractionDataModule(args.data, seed=seed, mask_valid_at_test=False)
     cls = getattr(importlib.import_module("mmpc.recsys.models"), MODELS[args.model])
-    model = cls(dm.num_users, dm.num_items, dm.feature_dims, **MODEL_KWARGS[args.model])
+    kwargs = dict(MODEL_KWARGS[args.model])
+    if "seed" in inspect.signature(cls).parameters:  # FREEDOM's pruning draws follow the run seed
+        kwargs["seed"] = seed
+    model = cls(dm.num_users, dm.num_items, dm.feature_dims, **kwargs)
     module = RecommenderModule(model)
-    out = Path(args.out) / args.model / f"seed{seed}"
     trainer = L.Trainer(
         max_epochs=args.max_epochs, accelerator=args.accelerator, devices=1,
         default_root_dir=out, logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
@@ -69,6 +105,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     metrics = json.loads((out / "metrics.json").read_text())
     row = {"epochs": metrics["epochs_run"], **metrics["best_val"], **metrics["test"]}
     row["s/epoch"] = seconds / max(metrics["epochs_run"], 1)
+    (out / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -81,11 +118,23 @@ def main() -> None:
     parser.add_argument("--max_epochs", type=int, default=1000)
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--reference-json", default=None,
+        help="MMRec's numbers on this data (JSON, REFERENCE's keys); default: the built-in "
+        "numbers of the default generated data",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="take seeds already run under --out from their files instead of training again",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.reference_json:  # read before training so a bad file fails at once
+        ref, ref_label = load_reference(args.reference_json, args.model)
+    else:
+        ref, ref_label = REFERENCE[args.model], "MMRec seed 999"
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = {seed: run_seed(args, seed) for seed in args.seeds}
-    ref = REFERENCE[args.model]
     header = ["run", *COLUMNS, "s/epoch"]
     print(" | ".join(header))
     for seed, row in rows.items():
@@ -93,7 +142,7 @@ def main() -> None:
                           f"{row['s/epoch']:.2f}"]))  # fmt: skip
     mean = {c: float(np.mean([r[c] for r in rows.values()])) for c in [*COLUMNS, "s/epoch"]}
     print(" | ".join(["mean", *(f"{mean[c]:.4f}" for c in COLUMNS), f"{mean['s/epoch']:.2f}"]))
-    print(" | ".join(["MMRec seed 999", *(f"{ref[c]:.4f}" for c in COLUMNS), "-"]))
+    print(" | ".join([ref_label, *(f"{ref[c]:.4f}" for c in COLUMNS), "-"]))
     rel = {c: (mean[c] - ref[c]) / ref[c] for c in COLUMNS}
     print(" | ".join(["rel. diff (mean)", *(f"{100 * rel[c]:+.1f}%" for c in COLUMNS), "-"]))
 
