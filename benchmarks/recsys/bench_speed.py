@@ -69,7 +69,9 @@ class EpochTimer(L.Callback):
         self.cpu.append(time.process_time() - self._cpu_start)
 
 
-def run_one(model_name: str, data: str, epochs: int, accelerator: str) -> dict:
+def run_one(
+    model_name: str, data: str, epochs: int, accelerator: str, precision: str = "32-true"
+) -> dict:
     """Fit ``epochs`` epochs (validation every epoch) and return timings and peak memory."""
     from mmpc.recsys.data import InteractionDataModule
     from mmpc.recsys.module import RecommenderModule
@@ -81,7 +83,7 @@ def run_one(model_name: str, data: str, epochs: int, accelerator: str) -> dict:
     module = RecommenderModule(cls(dm.num_users, dm.num_items, dm.feature_dims))
     timer = EpochTimer(sync=accelerator == "gpu")
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, max_epochs=epochs, logger=False,
+        accelerator=accelerator, devices=1, max_epochs=epochs, logger=False, precision=precision,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, callbacks=[timer],
     )  # fmt: skip
@@ -104,11 +106,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument(
+        "--precision", default="32-true", help="Lightning precision (bf16-mixed: not MMRec's)"
+    )
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(run_one(args.one[0], args.one[1], args.epochs, args.accelerator)))
+        result = run_one(args.one[0], args.one[1], args.epochs, args.accelerator, args.precision)
+        print(json.dumps(result))
         return
     rows = []
     for spec in args.data:
@@ -116,6 +122,7 @@ def main() -> None:
         for model in args.models:
             cmd = [sys.executable, __file__, "--one", model, folder, "--epochs", str(args.epochs),
                    "--threads", str(args.threads), "--accelerator", args.accelerator,
+                   "--precision", args.precision,
                    "--data", spec]  # fmt: skip
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -95,7 +95,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     module = RecommenderModule(model)
     trainer = L.Trainer(
         max_epochs=args.max_epochs, accelerator=args.accelerator, devices=1,
-        default_root_dir=out, logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
+        precision=args.precision, default_root_dir=out,
+        logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
     )  # fmt: skip
     start = time.perf_counter()
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/check_accuracy")
     parser.add_argument("--max_epochs", type=int, default=1000)
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument(
+        "--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (not MMRec's)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
         "--reference-json", default=None,
