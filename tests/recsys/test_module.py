@@ -136,6 +136,38 @@ def test_summarize_runs(tmp_path: Path) -> None:
     assert out["mean"] == pytest.approx(0.2) and out["std"] == pytest.approx(0.1) and out["n"] == 3
 
 
+@pytest.mark.parametrize("name", ["VBPR", "BM3", "FREEDOM"])
+def test_models_train_under_bf16_mixed(name: str, tiny_root: Path, tmp_path: Path) -> None:
+    """Lightning's bf16 autocast: the sparse graph products stay float32 and backward runs."""
+    import mmpc.recsys.models as models
+
+    dm = InteractionDataModule(tiny_root, batch_size=256)
+    model = getattr(models, name)(dm.num_users, dm.num_items, dm.feature_dims)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = _trainer(tmp_path, max_epochs=1, precision="bf16-mixed", enable_checkpointing=False)
+    trainer.fit(RecommenderModule(model), datamodule=dm)
+    assert math.isfinite(trainer.callback_metrics["train/loss"].item())
+    assert math.isfinite(trainer.callback_metrics["val/recall@20"].item())
+    after = dict(model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in after.values())  # master weights stay fp32
+    assert any(not torch.equal(before[n], after[n]) for n in before)  # it trained
+
+
+def test_spmm_under_autocast_matches_float32_product() -> None:
+    from mmpc.recsys.graph import spmm
+
+    indices = torch.tensor([[0, 1, 2, 2], [1, 2, 0, 1]])
+    adj = torch.sparse_coo_tensor(indices, torch.rand(4), (3, 3)).coalesce()
+    dense = torch.rand(3, 5, requires_grad=True)
+    expected = adj.to_dense() @ dense
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = spmm(adj, dense)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()  # the plain torch.sparse.mm fails here under autocast
+    torch.testing.assert_close(dense.grad, adj.to_dense().sum(0)[:, None].expand(3, 5))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["VBPR", "BM3", "FREEDOM"])

@@ -37,6 +37,18 @@ MULTINOMIAL_MAX = 2**24
 """Most categories ``torch.multinomial`` accepts; larger draws use the Gumbel-top-k trick."""
 
 
+def spmm(adj: Tensor, dense: Tensor) -> Tensor:
+    """``adj @ dense`` for a sparse ``adj``, always in ``adj``'s (float32) precision.
+
+    Under autocast (Lightning ``precision="bf16-mixed"``) torch runs ``torch.sparse.mm`` in bf16
+    and its backward then fails on the float32 sparse matrix ("expected scalar type Float but
+    found BFloat16", torch 2.x). Here the product runs with autocast off, on ``dense`` cast to
+    ``adj``'s dtype: a no-op in full precision.
+    """
+    with torch.autocast(device_type=dense.device.type, enabled=False):
+        return torch.sparse.mm(adj, dense.to(adj.dtype))
+
+
 def to_sparse(indices: Tensor, values: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Wrap coalesced ``(indices, values)`` as a torch sparse COO matrix (no copy, no sorting).
 

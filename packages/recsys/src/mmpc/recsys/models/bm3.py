@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmpc.recsys.graph import normalized_bipartite_adj, to_sparse
+from mmpc.recsys.graph import normalized_bipartite_adj, spmm, to_sparse
 from mmpc.recsys.models.tables import FeatureTableRecommender
 
 
@@ -158,7 +158,7 @@ class BM3(FeatureTableRecommender):
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (U+I, d)
         layers = [ego]
         for _ in range(self.n_layers):
-            ego = torch.sparse.mm(adj, ego)  # (U+I, d)
+            ego = spmm(adj, ego)  # (U+I, d)
             layers.append(ego)
         mean = torch.stack(layers).mean(dim=0)  # (U+I, d)
         users, items = mean.split([self.num_users, self.num_items])

@@ -46,6 +46,7 @@ from mmpc.recsys.graph import (
     knn_graph,
     mix_graphs,
     normalized_bipartite_adj,
+    spmm,
     to_sparse,
     unique_edges,
 )
@@ -192,12 +193,12 @@ class FREEDOM(FeatureTableRecommender):
         item_graph = to_sparse(self.mm_indices, self.mm_values, self.num_items)
         h = self.item_embedding.weight  # (I, d)
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(item_graph, h)
+            h = spmm(item_graph, h)
         adj = to_sparse(indices, values, n)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (U+I, d)
         layers = [ego]
         for _ in range(self.n_ui_layers):
-            ego = torch.sparse.mm(adj, ego)  # (U+I, d)
+            ego = spmm(adj, ego)  # (U+I, d)
             layers.append(ego)
         mean = torch.stack(layers).mean(dim=0)  # (U+I, d)
         users, items = mean.split([self.num_users, self.num_items])
