@@ -24,7 +24,12 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity, euclidean_distances
 
-from mmpc.metrics.functional.bertscore import bert_score, load_backbone, offline_backbone_path
+from mmpc.metrics.functional.bertscore import (
+    bert_score,
+    bert_score_package_model_type,
+    load_backbone,
+    offline_backbone_path,
+)
 from mmpc.metrics.functional.text import (
     tfidf_cosine_similarity,
     tfidf_euclidean_similarity,
@@ -148,7 +153,10 @@ def main() -> None:
 
     folder = str(offline_backbone_path())
     backbone = load_backbone(folder, num_layers=6, device="cpu")
-    scorer = reference.BERTScorer(model_type=folder, num_layers=6, device="cpu")
+    # bert-score picks the model class from substrings of the path ("t5" → T5): use a safe path.
+    scorer = reference.BERTScorer(
+        model_type=bert_score_package_model_type(folder), num_layers=6, device="cpu"
+    )
     bs = args.batch_size
     row(
         f"bertscore (bs={bs})",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bert_score as reference
 import pytest
 import torch
@@ -13,11 +15,15 @@ from mmpc.metrics.functional import bert_score
 from mmpc.metrics.functional.bertscore import (
     _encode,
     bert_score_idf,
+    bert_score_package_model_type,
     load_backbone,
     offline_backbone_path,
 )
 
 MINILM = str(offline_backbone_path())
+# The same folder through a path the bert-score package does not misread (a checkout under e.g.
+# /tmp/tmp.aKt5x/ once made it load MiniLM as a random T5 encoder).
+REF_MINILM = bert_score_package_model_type(MINILM)
 
 PREDS = [
     "Wireless Bluetooth Headphones with Active Noise Cancelling",
@@ -55,7 +61,7 @@ def backbone():
 
 @pytest.fixture(scope="module")
 def scorer() -> reference.BERTScorer:
-    return reference.BERTScorer(model_type=MINILM, num_layers=6, device="cpu")
+    return reference.BERTScorer(model_type=REF_MINILM, num_layers=6, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +112,9 @@ def test_callable_backbone_and_middle_layer() -> None:
     def factory():
         return AutoModel.from_pretrained(MINILM), AutoTokenizer.from_pretrained(MINILM)
 
-    _, _, f = reference.score(PREDS[:3], TARGET[:3], model_type=MINILM, num_layers=3, batch_size=1)
+    _, _, f = reference.score(
+        PREDS[:3], TARGET[:3], model_type=REF_MINILM, num_layers=3, batch_size=1
+    )
     # From a folder the model is cut to 3 layers; a callable's model is left whole and layer 3
     # is read from its hidden_states.
     truncated = bert_score(PREDS[:3], TARGET[:3], model=MINILM, num_layers=3, reduction="none")
@@ -188,3 +196,18 @@ def test_bad_arguments() -> None:
         load_backbone(MINILM, num_layers=7, device="cpu")
     with pytest.raises(ValueError, match="preds has 2 texts but target has 1"):
         bert_score(["a", "b"], ["a"], model=MINILM, num_layers=6, device="cpu")
+
+
+def test_reference_path_is_free_of_bert_score_triggers(tmp_path: Path) -> None:
+    """A folder whose path contains "t5" gets a safe symlink to the same files."""
+    risky = tmp_path / "tmp.aKt5x" / "model"
+    risky.mkdir(parents=True)
+    (risky / "config.json").write_text("{}")
+    safe = bert_score_package_model_type(risky)
+    assert "t5" not in safe and "uncased" not in safe
+    assert Path(safe).resolve() == risky.resolve()
+    assert (Path(safe) / "config.json").read_text() == "{}"
+    plain = tmp_path / "minilm"
+    plain.mkdir()
+    if "t5" not in str(plain.resolve()):
+        assert bert_score_package_model_type(plain) == str(plain.resolve())

@@ -92,6 +92,41 @@ def offline_backbone_path() -> Path:
     return Path(str(folder))
 
 
+# Substrings of ``model_type`` that make the ``bert-score`` package pick another model class or
+# lower-case the input (bert_score.utils.get_model / get_tokenizer / sent_encode).
+_BERT_SCORE_TRIGGERS = ("t5", "uncased")
+
+
+def bert_score_package_model_type(folder: str | os.PathLike[str]) -> str:
+    """A path to ``folder`` that the reference ``bert-score`` package reads as what it is.
+
+    ``bert-score`` chooses the model class from substrings of ``model_type``: a local path such
+    as ``/tmp/tmp.aKt5x/.venv/.../model`` contains ``"t5"``, and it then loads the BERT weights
+    into a T5 encoder, randomly initialising what does not fit, with only a warning. For
+    side-by-side comparisons with the package, this returns ``folder`` when its path is free of
+    those substrings, else a symlink to it in a fresh temporary folder whose path is (removed
+    at exit). Our own :func:`bert_score` never looks at the path's text.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    path = str(Path(folder).resolve())
+    if not any(t in path for t in _BERT_SCORE_TRIGGERS) and not Path(path).name.startswith(
+        "scibert"
+    ):
+        return path
+    for _ in range(100):
+        base = tempfile.mkdtemp(prefix="mmpc-bertscore-")
+        link = Path(base) / "model"
+        if not any(t in str(link) for t in _BERT_SCORE_TRIGGERS):
+            link.symlink_to(path, target_is_directory=True)
+            atexit.register(shutil.rmtree, base, ignore_errors=True)
+            return str(link)
+        shutil.rmtree(base, ignore_errors=True)
+    raise RuntimeError("could not make a temporary path free of bert-score's model-type triggers")
+
+
 @dataclass
 class BERTScoreBackbone:
     """A loaded backbone: ``model`` returns layer ``num_layers`` as its output when
