@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import time
 from pathlib import Path
@@ -88,10 +87,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     L.seed_everything(seed, verbose=False)
     dm = InteractionDataModule(args.data, seed=seed, mask_valid_at_test=False)
     cls = getattr(importlib.import_module("mmpc.recsys.models"), MODELS[args.model])
-    kwargs = dict(MODEL_KWARGS[args.model])
-    if "seed" in inspect.signature(cls).parameters:  # FREEDOM's pruning draws follow the run seed
-        kwargs["seed"] = seed
-    model = cls(dm.num_users, dm.num_items, dm.feature_dims, **kwargs)
+    model = cls(dm.num_users, dm.num_items, dm.feature_dims, **MODEL_KWARGS[args.model])
     module = RecommenderModule(model)
     trainer = L.Trainer(
         max_epochs=args.max_epochs, accelerator=args.accelerator, devices=1,

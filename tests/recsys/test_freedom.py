@@ -92,6 +92,24 @@ def test_loss_and_gradients_match_mmrec_reference(dropout: float) -> None:
     assert named["projections.image.weight"].abs().sum() > 0
 
 
+def test_pruning_draws_follow_the_run_seed() -> None:
+    """seed=None takes the seed_everything seed: other run seeds, other graphs; an int pins it."""
+
+    def first_graph(run_seed: int, seed: int | None = None) -> torch.Tensor:
+        torch.manual_seed(run_seed)
+        model = FREEDOM(U, I, {"text": 5, "image": 6}, embedding_dim=8, knn_k=3, dropout=0.5,
+                        seed=seed)  # fmt: skip
+        model.setup_data(tiny_data(1))
+        torch.rand(7)  # later draws from the global RNG do not change the pruning seed
+        model.on_train_epoch_start(0)
+        return model.pruned_indices.clone()
+
+    assert torch.equal(first_graph(5), first_graph(5))
+    assert not torch.equal(first_graph(5), first_graph(6))
+    assert torch.equal(first_graph(5), first_graph(6, seed=5))  # run seed 5 == pinned seed 5
+    assert torch.equal(first_graph(5, seed=9), first_graph(6, seed=9))
+
+
 def test_pruned_graph_resampled_per_epoch_and_full_graph_at_eval() -> None:
     torch.manual_seed(1)
     data = tiny_data(1)

@@ -84,7 +84,9 @@ class FREEDOM(FeatureTableRecommender):
         reg_weight: weight of the modality BPR terms.
         train_features: train the feature tables (MMRec: yes).
         knn_chunk_size: rows per similarity block when building the kNN graphs.
-        seed: seed of the per-epoch pruning draws (epoch e uses ``seed + e``).
+        seed: seed of the per-epoch pruning draws (epoch e uses ``seed + e``); ``None``
+            (default) follows the run: torch's initial seed, i.e. the one
+            ``seed_everything`` set, so runs with different seeds draw different graphs.
     """
 
     uses_negatives = True
@@ -104,7 +106,7 @@ class FREEDOM(FeatureTableRecommender):
         reg_weight: float = 1e-4,
         train_features: bool = True,
         knn_chunk_size: int = 1024,
-        seed: int = 999,
+        seed: int | None = None,
     ) -> None:
         super().__init__(num_users, num_items, feature_dims)
         if not self.feature_dims:
@@ -171,7 +173,8 @@ class FREEDOM(FeatureTableRecommender):
     def on_train_epoch_start(self, epoch: int) -> None:
         """Redraw the pruned user-item graph ``Â_p`` (MMRec's ``pre_epoch_processing``)."""
         self._check_ready()
-        generator = torch.Generator().manual_seed(self.seed + epoch)
+        seed = self.seed if self.seed is not None else torch.initial_seed()
+        generator = torch.Generator().manual_seed(seed + epoch)
         indices, values = degree_sensitive_prune(
             self.edges_indices.cpu(),
             self.num_users,
