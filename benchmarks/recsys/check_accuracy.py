@@ -67,14 +67,18 @@ def load_reference(path: str, model: str) -> tuple[dict[str, float], str]:
     return {c: float(data[c]) for c in COLUMNS}, str(data.get("label", "MMRec (reference JSON)"))
 
 
+def metrics_row(metrics: dict) -> dict[str, float]:
+    """The comparison row of a run's ``metrics.json``: epochs, best validation and test numbers."""
+    return {"epochs": metrics["epochs_run"], **metrics["best_val"], **metrics["test"]}
+
+
 def reused_row(out: Path) -> dict[str, float] | None:
     """The metrics row of a seed already run in ``out`` (None if it has not finished)."""
     if (out / "row.json").is_file():
         return json.loads((out / "row.json").read_text())
     if not (out / "metrics.json").is_file():
         return None
-    metrics = json.loads((out / "metrics.json").read_text())
-    row = {"epochs": metrics["epochs_run"], **metrics["best_val"], **metrics["test"]}
+    row = metrics_row(json.loads((out / "metrics.json").read_text()))
     row["s/epoch"] = float("nan")  # not recorded by runs older than row.json
     return row
 
@@ -100,7 +104,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     seconds = time.perf_counter() - start
     trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
     metrics = json.loads((out / "metrics.json").read_text())
-    row = {"epochs": metrics["epochs_run"], **metrics["best_val"], **metrics["test"]}
+    row = metrics_row(metrics)
     row["s/epoch"] = seconds / max(metrics["epochs_run"], 1)
     (out / "row.json").write_text(json.dumps(row, indent=1))
     return row

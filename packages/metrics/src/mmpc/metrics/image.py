@@ -21,6 +21,7 @@ from mmpc.metrics.functional.image import (
     _mse_update,
     _psnr_compute,
     _ssim_update,
+    check_precision,
 )
 
 
@@ -161,8 +162,7 @@ class SSIM(PerItemImageMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(reduction=reduction, **kwargs)
-        if precision not in ("auto", "float64", "float32"):
-            raise ValueError(f"precision must be 'auto', 'float64' or 'float32', got {precision!r}")
+        check_precision(precision)
         self.data_range = data_range
         self.win_size = win_size
         self.precision = precision

@@ -110,10 +110,13 @@ def write_condition(
             f"{len(failed)} masked item(s) have no completion (first: {failed[0]!r}) and "
             "on_failure='error'"
         )
-    masked_rows = _rows(ids, masked_items, gt)
     items = list(completed)
     if masked_items:
         base = base.copy()
+    if failed:  # fill every masked row, then the completed vectors overwrite theirs
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[_rows(ids, masked_items, gt)] = True
+        base[mask] = impute(features, modality, mask, on_failure, k=k)  # rows in id order
     if items:
         vectors = np.stack([np.asarray(completed[i], dtype=np.float32) for i in items])
         if vectors.ndim != 2 or vectors.shape[1] != base.shape[1]:
@@ -122,13 +125,6 @@ def write_condition(
                 f"ground truth rows ({base.shape[1]},)"
             )
         base[_rows(ids, items, gt)] = vectors
-    if failed:
-        mask = np.zeros(len(ids), dtype=bool)
-        mask[masked_rows] = True
-        filled = impute(features, modality, mask, on_failure, k=k)  # rows in id order
-        order = {row: n for n, row in enumerate(np.flatnonzero(mask))}
-        failed_rows = _rows(ids, failed, gt)
-        base[failed_rows] = filled[[order[r] for r in failed_rows]]
     features = {**features, modality: base}
     write_feature_folder(out, ids, features)
     meta = {

@@ -112,10 +112,8 @@ def bert_score_package_model_type(folder: str | os.PathLike[str]) -> str:
     import tempfile
 
     path = str(Path(folder).resolve())
-    if not any(t in path for t in _BERT_SCORE_TRIGGERS) and not Path(path).name.startswith(
-        "scibert"
-    ):
-        return path
+    if not any(t in path for t in _BERT_SCORE_TRIGGERS):  # its "scibert" prefix test never
+        return path  # matches an absolute path
     for _ in range(100):
         base = tempfile.mkdtemp(prefix="mmpc-bertscore-")
         link = Path(base) / "model"

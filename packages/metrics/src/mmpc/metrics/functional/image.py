@@ -171,11 +171,16 @@ def _ssim_update(
 
 def _ssim_dtype(precision: str, preds: Tensor, target: Tensor) -> torch.dtype:
     """The float type SSIM is computed in (``"auto"``: the inputs', at least float32)."""
+    check_precision(precision)
     if precision == "auto":
         return torch.promote_types(torch.promote_types(preds.dtype, target.dtype), torch.float32)
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be 'auto', 'float64' or 'float32', got {precision!r}")
     return _PRECISIONS[precision]
+
+
+def check_precision(precision: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``precision`` is auto, float64 or float32."""
+    if precision != "auto" and precision not in _PRECISIONS:
+        raise ValueError(f"precision must be 'auto', 'float64' or 'float32', got {precision!r}")
 
 
 def _buffer(
@@ -270,13 +275,11 @@ def _window_sum(
             terms.append(partial[size].narrow(dim, offset, n_out))
             offset += size
     if out is None:
-        total = terms[0].clone() if len(terms) == 1 else terms[0] + terms[1]
-        for term in terms[2:]:
-            total = total + term
-        return total
-    if len(terms) == 1:
-        return out.copy_(terms[0])
-    torch.add(terms[0], terms[1], out=out)
+        out = terms[0].clone() if len(terms) == 1 else terms[0] + terms[1]
+    elif len(terms) == 1:
+        out.copy_(terms[0])
+    else:
+        torch.add(terms[0], terms[1], out=out)
     for term in terms[2:]:
         out += term
     return out
