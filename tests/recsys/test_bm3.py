@@ -18,15 +18,6 @@ from .conftest import make_mmrec_folder
 U, I = 9, 7  # noqa: E741  (users, items as in the papers)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core box are ~10× slower than one for these tiny products."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_data(seed: int = 0) -> InteractionData:
     gen = torch.Generator().manual_seed(seed)
     users = torch.randint(0, U, (40,), generator=gen)

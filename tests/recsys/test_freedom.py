@@ -17,15 +17,6 @@ from .test_bm3 import I, U, dense_adj, fit_and_test, popularity_recall, tiny_dat
 from .test_graph import brute_force_knn
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core box are ~10× slower than one for these tiny products."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def mmrec_forward(model: FREEDOM, mm_adj: torch.Tensor, adj: torch.Tensor):
     h = model.item_embedding.weight
     for _ in range(model.n_mm_layers):
