@@ -7,7 +7,9 @@ Usage::
     mmpc bench --config apps/configs/bench/tiny.yaml --recbench.seeds='[0,1]'
 
 The configuration is read by jsonargparse from the dataclasses of
-:mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides).
+:mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides). Bad input (an unknown
+key, a bad value, a missing config or catalogue, a runs folder that cannot be created) ends the
+command with one line on stderr and exit code 2 before anything is written.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from mmpc.apps.bench.config import BenchConfig
+from mmpc.apps.errors import check_input_path, check_output_dir, run_guarded
 
 DEFAULT_CONFIG = Path("apps/configs/bench/demo.yaml")
 
@@ -35,7 +38,10 @@ def default_config() -> Path | None:
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="mmpc bench", description=__doc__.splitlines()[0], default_config_files=[]
+        prog="mmpc bench",
+        description=__doc__.splitlines()[0],
+        default_config_files=[],
+        exit_on_error=False,
     )
     parser.add_argument("--config", action=ActionConfigFile, help="a bench YAML")
     parser.add_argument(
@@ -62,9 +68,16 @@ def parse_config(argv: list[str]) -> tuple[BenchConfig, bool, bool]:
     return cfg, bool(ns.dry_run), bool(ns.quiet)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the bench (or print its plan); returns the exit code."""
-    cfg, dry_run, quiet = parse_config(list(sys.argv[1:] if argv is None else argv))
+def check_paths(cfg: BenchConfig) -> None:
+    """Refuse a missing catalogue or an uncreatable run folder before anything is written."""
+    if cfg.catalog.path is not None:
+        check_input_path(cfg.catalog.path, "--catalog.path catalogue folder")
+    check_output_dir(Path(cfg.runs_dir) / cfg.name, "run folder (--runs_dir/--name)")
+
+
+def _run(argv: list[str]) -> int:
+    cfg, dry_run, quiet = parse_config(argv)
+    check_paths(cfg)
     if dry_run:
         from mmpc.apps.bench.plan import format_plan, make_plan
 
@@ -78,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"{len(missing)} stage(s) unavailable or failed (listed in the report)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench (or print its plan); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_guarded("mmpc bench", lambda: _run(args))
 
 
 if __name__ == "__main__":
