@@ -40,7 +40,8 @@ EXIT_INPUT = 2
 EXIT_RESOURCE = 3
 DEBUG_ENV = "MMPC_DEBUG"
 
-_KEY = re.compile(r"""(?:[Kk]ey|argument|option)s?\s+["']?(--?[\w.-]+|[\w-]+(?:\.[\w-]+)+)""")
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)":\s*(.*)')
+_ARGPARSE_KEY = re.compile(r"argument (-[^:\s]+(?:/-[^:\s]+)?): (.*)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,25 +52,25 @@ class Parser(argparse.ArgumentParser):
 
 
 def argument_message(err: argparse.ArgumentError) -> str:
-    """One line for an argparse / jsonargparse error, ending with the key it names, if any.
+    """One line for an argparse / jsonargparse error, ending with the option it is about.
 
-    jsonargparse messages can span lines (one per type of a union); the first line says what is
-    wrong, and the key is appended as ``(--key)`` when the message names one.
+    jsonargparse spreads a message over lines (``Parser key "a.b":`` then the reason); they are
+    joined and the key is moved to the end as ``(--a.b)``.
     """
-    text = str(err).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = lines[0] if lines else "invalid arguments"
-    if "- Expected a" in text or "Given value type" in text:
-        detail = next((line for line in lines[1:] if line.startswith("- ")), None)
-        if detail is not None and detail not in first:
-            first = f"{first.rstrip(':')}: {detail.removeprefix('- ')}"
-    first = " ".join(first.split())
-    match = _KEY.search(text)
-    if match is None:
-        return first
-    key = match.group(1)
-    key = key if key.startswith("-") else f"--{key}"
-    return f"{first} ({key})"
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    head = lines[0] if lines else "invalid arguments"
+    if match := _PARSER_KEY.match(head):
+        key, reason = match.group(1), match.group(2) or (lines[1] if len(lines) > 1 else "")
+        return f"invalid value: {reason.removeprefix('- ')} (--{key})"
+    if match := _ARGPARSE_KEY.match(head):
+        return f"{match.group(2)} ({match.group(1)})"
+    if head.startswith("unrecognized arguments: "):
+        unknown = head.removeprefix("unrecognized arguments: ")
+        return f"unknown option(s) {unknown} ({unknown.split()[0].split('=')[0]})"
+    if head.startswith("Problems parsing config"):
+        reason = " ".join(lines).removeprefix("Problems parsing config: ")
+        return f"malformed config: {reason} (--config)"
+    return " ".join(lines)
 
 
 def _refuse(prog: str, message: str, code: int) -> int:

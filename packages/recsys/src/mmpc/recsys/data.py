@@ -252,8 +252,8 @@ def _read_npy(path: Path, mmap: bool = False) -> np.ndarray:
     """A feature matrix file; a corrupt one is the user's input error naming the file."""
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"unreadable feature file ({' '.join(str(err).split())})", path) from None
+    except (ValueError, OSError, EOFError):
+        raise InputError("corrupt feature file (not a NumPy .npy array)", path) from None
 
 
 def _npy_shape(path: Path) -> tuple[int, ...]:
