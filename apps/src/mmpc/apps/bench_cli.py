@@ -22,7 +22,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from mmpc.apps.bench.config import BenchConfig
-from mmpc.apps.errors import check_input_path, check_output_dir, run_guarded
+from mmpc.apps.errors import check_catalog_dir, check_output_dir, run_guarded
 
 DEFAULT_CONFIG = Path("apps/configs/bench/demo.yaml")
 
@@ -71,7 +71,7 @@ def parse_config(argv: list[str]) -> tuple[BenchConfig, bool, bool]:
 def check_paths(cfg: BenchConfig) -> None:
     """Refuse a missing catalogue or an uncreatable run folder before anything is written."""
     if cfg.catalog.path is not None:
-        check_input_path(cfg.catalog.path, "--catalog.path catalogue folder")
+        check_catalog_dir(cfg.catalog.path, "--catalog.path")
     check_output_dir(Path(cfg.runs_dir) / cfg.name, "run folder (--runs_dir/--name)")
 
 

@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmpc.apps.errors import Parser, check_input_path, check_output_dir, run_guarded
+from mmpc.apps.errors import (
+    Parser,
+    check_catalog_dir,
+    check_input_path,
+    check_output_dir,
+    run_guarded,
+)
 from mmpc.completion.catalog.rawio import DEFAULT_MAX_PIXELS
 from mmpc.completion.catalog.vocab import CATEGORIES
 from mmpc.metrics.errors import InputError
@@ -118,14 +124,14 @@ def _run(args: argparse.Namespace) -> int:
     from mmpc.completion.catalog.synthetic import SynthConfig
 
     if args.command == "info":
-        print(_info(Catalog.open(check_input_path(args.root, "catalogue folder"))))
+        print(_info(Catalog.open(check_catalog_dir(args.root))))
         return 0
-    for key in ("raw_dir", "images_dir", "catalog"):
+    for key in ("raw_dir", "images_dir"):
         if getattr(args, key, None) is not None:
             check_input_path(getattr(args, key), f"--{key.replace('_', '-')} folder")
-    check_output_dir(args.out, "--out folder")
     if args.command == "export-mmrec":
-        Catalog.open(args.catalog)  # refuse a folder that is not a catalogue before writing
+        check_catalog_dir(args.catalog, "--catalog")
+    check_output_dir(args.out, "--out folder")
     try:
         if args.command == "synth":
             cfg = SynthConfig.from_preset(

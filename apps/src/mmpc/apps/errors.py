@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_RESOURCE",
     "Parser",
     "argument_message",
+    "check_catalog_dir",
     "check_input_path",
     "check_output_dir",
     "run_guarded",
@@ -119,6 +120,19 @@ def check_input_path(path: str | Path, what: str, kind: str = "dir") -> Path:
         raise InputError(f"{what} is a file, not a folder", path)
     if kind == "file" and not path.is_file():
         raise InputError(f"{what} is a folder, not a file", path)
+    return path
+
+
+def check_catalog_dir(path: str | Path, what: str = "folder") -> Path:
+    """``path`` if it is a folder holding a catalogue's ``manifest.json`` (contents are checked
+    when the catalogue is opened).
+
+    Raises:
+        InputError: ``path`` is missing, a file, or a folder without ``manifest.json``.
+    """
+    path = check_input_path(path, what)
+    if not (path / "manifest.json").is_file():
+        raise InputError(f"{what} is not a catalogue: manifest.json is missing", path)
     return path
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser
 
+from mmpc.apps.errors import check_catalog_dir
 from mmpc.apps.lightning_cli import MMPCLightningCLI
 from mmpc.completion.writer import CompletionWriter
 
@@ -31,6 +32,10 @@ class CompletionCLI(MMPCLightningCLI):
                 "trainer.enable_model_summary": False,
             }
         )
+
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        check_catalog_dir(self._section().get("data.catalog"), "--data.catalog")
 
     def output_location(self) -> str | None:
         return str(Path(self._section().get("writer.run_dir")))

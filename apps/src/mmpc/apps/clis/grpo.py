@@ -6,9 +6,8 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser
 
-from mmpc.apps.errors import check_input_path, check_output_dir
+from mmpc.apps.errors import check_catalog_dir, check_output_dir
 from mmpc.apps.lightning_cli import MMPCLightningCLI
-from mmpc.completion.catalog import Catalog
 from mmpc.grpo.plotting import plot_reward_curve
 
 __all__ = ["GRPOCLI"]
@@ -49,8 +48,7 @@ class GRPOCLI(MMPCLightningCLI):
         if cfg.get("data.synthesize_preset") and not root.exists():
             check_output_dir(root, "--data.catalog")
             return
-        check_input_path(root, "catalogue folder")
-        Catalog.open(root)  # raises the CatalogError naming what is missing
+        check_catalog_dir(root, "--data.catalog")
 
     def before_fit(self) -> None:
         self.model.trainer = self.trainer  # configure_model places 4-bit weights on its device
