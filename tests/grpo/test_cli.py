@@ -99,6 +99,6 @@ def test_paper_configs_parse_and_stop_on_missing_weights(
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
+    assert code == 3  # missing weights
     assert err[-1].startswith("mmpc grpo: ")
     assert "weights" in err[-1].lower() or "not loadable" in err[-1]

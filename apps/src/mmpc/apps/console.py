@@ -46,6 +46,8 @@ CHATTER_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     r"Starting from v1\.9\.0, `tensorboardX` has been removed as a dependency",
     r"The `srun` command is available on your system but is not used",
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    r"`torch\.jit\.script` is deprecated",
 )
 
 

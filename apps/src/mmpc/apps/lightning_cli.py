@@ -46,9 +46,11 @@ class MMPCLightningCLI(LightningCLI):
 
     Attributes:
         output_keys: extra config keys naming output folders, checked before anything is built.
+        output_label: what :meth:`output_location` holds, in the status line.
     """
 
     output_keys: tuple[str, ...] = ()
+    output_label = "logs"
 
     def __init__(
         self, *cli_args: Any, prog: str = "mmpc", args: list[str] | None = None, **kwargs: Any
@@ -98,7 +100,7 @@ class MMPCLightningCLI(LightningCLI):
         name = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
         devices = f"{trainer.num_devices} device{'s' if trainer.num_devices > 1 else ''}"
         where = self.output_location()
-        logs = f"; logs in {Path(where)}" if where else ""
+        logs = f"; {self.output_label} in {Path(where)}" if where else ""
         print(f"{self.prog} {self.subcommand}: {name} ({devices}){logs}", file=sys.stderr)
 
 

@@ -17,6 +17,7 @@ class CompletionCLI(MMPCLightningCLI):
     """LightningCLI restricted to ``predict``, with the completion writer and task link."""
 
     output_keys = ("writer.run_dir",)
+    output_label = "outputs"
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
