@@ -52,7 +52,7 @@ def test_demo_config_fits_with_tiny_overrides(
             "2",
             "--trainer.max_steps",
             "2",
-            "--trainer.logger.init_args.save_dir",
+            "--trainer.default_root_dir",  # re-roots the config's CSVLogger save_dir
             str(tmp_path / "logs"),
             "--data.catalog",
             str(tiny_catalog),
