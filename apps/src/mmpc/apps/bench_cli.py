@@ -9,20 +9,25 @@ Usage::
 The configuration is read by jsonargparse from the dataclasses of
 :mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides). Bad input (an unknown
 key, a bad value, a missing config or catalogue, a runs folder that cannot be created) ends the
-command with one line on stderr and exit code 2 before anything is written.
+command with one line on stderr and exit code 2 before anything is written. ``--help`` is a
+short summary (no jsonargparse import); ``--help-all`` lists every key with its type and default.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsonargparse import ActionConfigFile, ArgumentParser
-
+from mmpc.apps.bench import config as bench_config
 from mmpc.apps.bench.config import BenchConfig
 from mmpc.apps.errors import check_catalog_dir, check_output_dir, run_guarded
+
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser
 
 DEFAULT_CONFIG = Path("apps/configs/bench/demo.yaml")
 
@@ -36,7 +41,35 @@ def default_config() -> Path | None:
     return None
 
 
+def short_help() -> str:
+    """Usage, options and the config's sections, from :class:`BenchConfig` (no jsonargparse)."""
+    lines = [
+        "usage: mmpc bench [--config FILE] [--dry-run] [--quiet] [--section.key=value ...]",
+        "",
+        __doc__.splitlines()[0].replace("``", ""),
+        "",
+        "options:",
+        "  --config FILE  a bench YAML (default: apps/configs/bench/demo.yaml)",
+        "  --dry-run      print the plan (generations, renders, trainings, hours) and exit",
+        "  --quiet        no progress bars",
+        "  --help-all     every config key with its type and default",
+        "",
+        "config keys (YAML, or --key=value / --section.key=value on the command line):",
+    ]
+    for field in fields(BenchConfig):
+        name = re.search(r"\w+Config", str(field.type))  # "CatalogConfig", "list[CompleterConfig]"
+        section = getattr(bench_config, name.group(0), None) if name else None
+        if isinstance(section, type) and section.__doc__:
+            text = section.__doc__.splitlines()[0]
+        else:
+            text = f"default {field.default!r}" if field.default is not MISSING else ""
+        lines.append(f"  {field.name:<13}{text}")
+    return "\n".join(lines)
+
+
 def build_parser() -> ArgumentParser:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
     parser = ArgumentParser(
         prog="mmpc bench",
         description=__doc__.splitlines()[0],
@@ -96,6 +129,10 @@ def _run(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the bench (or print its plan); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(short_help())
+        return 0
+    args = ["--help" if a == "--help-all" else a for a in args]
     return run_guarded("mmpc bench", lambda: _run(args))
 
 
