@@ -110,12 +110,12 @@ def check_paths(cfg: BenchConfig) -> None:
 
 def _run(argv: list[str]) -> int:
     cfg, dry_run, quiet = parse_config(argv)
-    check_paths(cfg)
-    if dry_run:
+    if dry_run:  # plans without reading or writing anything
         from mmpc.apps.bench.plan import format_plan, make_plan
 
         print(format_plan(cfg, make_plan(cfg)))
         return 0
+    check_paths(cfg)
     from mmpc.apps.bench.pipeline import run_bench
 
     report, results = run_bench(cfg, show_progress=not quiet)
