@@ -20,7 +20,8 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_command_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["frobnicate"]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[0] == "mmpc: unknown command 'frobnicate'"
+    choices = "data, complete, recsys, grpo, bench, report"
+    assert err.splitlines() == [f"mmpc: unknown command 'frobnicate' (choose from {choices})"]
 
 
 def test_routes_to_subcommand_module(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,14 +106,14 @@ def test_offline_smollm2_t2i_config(tiny_catalog: Catalog, tiny_llm: Path, tmp_p
     assert (images / f"{record['item_id']}.png").is_file()  # on_parse_failure: title
 
 
-def test_missing_weights_is_one_line_and_exit_2(
+def test_missing_weights_is_one_line_and_exit_3(
     tiny_catalog: Catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = CONFIGS / "qwen2.5-vl-7b_i2t.yaml"
     code = dispatcher.main(
         ["complete", "predict", "--config", str(config), *_common(tiny_catalog, tmp_path)]
     )
-    assert code == 2
+    assert code == 3  # missing weights
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(
         "mmpc complete: cannot load multimodal LLM weights 'Qwen/Qwen2.5-VL-7B-Instruct'"

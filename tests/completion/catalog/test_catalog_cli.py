@@ -96,7 +96,7 @@ def test_amazon_command(amazon_raw, tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data_cli.main(["info", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mmpc data info:") and "manifest.json: missing" in err
+    assert err.startswith("mmpc data info:") and "manifest.json is missing" in err
     assert "\n" not in err
     code = data_cli.main(
         [

@@ -7,19 +7,27 @@ Usage::
     mmpc bench --config apps/configs/bench/tiny.yaml --recbench.seeds='[0,1]'
 
 The configuration is read by jsonargparse from the dataclasses of
-:mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides).
+:mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides). Bad input (an unknown
+key, a bad value, a missing config or catalogue, a runs folder that cannot be created) ends the
+command with one line on stderr and exit code 2 before anything is written. ``--help`` is a
+short summary (no jsonargparse import); ``--help-all`` lists every key with its type and default.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsonargparse import ActionConfigFile, ArgumentParser
-
+from mmpc.apps.bench import config as bench_config
 from mmpc.apps.bench.config import BenchConfig
+from mmpc.apps.errors import check_catalog_dir, check_output_dir, run_guarded
+
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser
 
 DEFAULT_CONFIG = Path("apps/configs/bench/demo.yaml")
 
@@ -33,9 +41,40 @@ def default_config() -> Path | None:
     return None
 
 
+def short_help() -> str:
+    """Usage, options and the config's sections, from :class:`BenchConfig` (no jsonargparse)."""
+    lines = [
+        "usage: mmpc bench [--config FILE] [--dry-run] [--quiet] [--section.key=value ...]",
+        "",
+        __doc__.splitlines()[0].replace("``", ""),
+        "",
+        "options:",
+        "  --config FILE  a bench YAML (default: apps/configs/bench/demo.yaml)",
+        "  --dry-run      print the plan (generations, renders, trainings, hours) and exit",
+        "  --quiet        no progress bars",
+        "  --help-all     every config key with its type and default",
+        "",
+        "config keys (YAML, or --key=value / --section.key=value on the command line):",
+    ]
+    for field in fields(BenchConfig):
+        name = re.search(r"\w+Config", str(field.type))  # "CatalogConfig", "list[CompleterConfig]"
+        section = getattr(bench_config, name.group(0), None) if name else None
+        if isinstance(section, type) and section.__doc__:
+            text = section.__doc__.splitlines()[0]
+        else:
+            text = f"default {field.default!r}" if field.default is not MISSING else ""
+        lines.append(f"  {field.name:<13}{text}")
+    return "\n".join(lines)
+
+
 def build_parser() -> ArgumentParser:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
     parser = ArgumentParser(
-        prog="mmpc bench", description=__doc__.splitlines()[0], default_config_files=[]
+        prog="mmpc bench",
+        description=__doc__.splitlines()[0],
+        default_config_files=[],
+        exit_on_error=False,
     )
     parser.add_argument("--config", action=ActionConfigFile, help="a bench YAML")
     parser.add_argument(
@@ -62,14 +101,21 @@ def parse_config(argv: list[str]) -> tuple[BenchConfig, bool, bool]:
     return cfg, bool(ns.dry_run), bool(ns.quiet)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the bench (or print its plan); returns the exit code."""
-    cfg, dry_run, quiet = parse_config(list(sys.argv[1:] if argv is None else argv))
-    if dry_run:
+def check_paths(cfg: BenchConfig) -> None:
+    """Refuse a missing catalogue or an uncreatable run folder before anything is written."""
+    if cfg.catalog.path is not None:
+        check_catalog_dir(cfg.catalog.path, "--catalog.path")
+    check_output_dir(Path(cfg.runs_dir) / cfg.name, "run folder (--runs_dir/--name)")
+
+
+def _run(argv: list[str]) -> int:
+    cfg, dry_run, quiet = parse_config(argv)
+    if dry_run:  # plans without reading or writing anything
         from mmpc.apps.bench.plan import format_plan, make_plan
 
         print(format_plan(cfg, make_plan(cfg)))
         return 0
+    check_paths(cfg)
     from mmpc.apps.bench.pipeline import run_bench
 
     report, results = run_bench(cfg, show_progress=not quiet)
@@ -78,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"{len(missing)} stage(s) unavailable or failed (listed in the report)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench (or print its plan); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(short_help())
+        return 0
+    args = ["--help" if a == "--help-all" else a for a in args]
+    return run_guarded("mmpc bench", lambda: _run(args))
 
 
 if __name__ == "__main__":

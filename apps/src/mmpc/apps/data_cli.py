@@ -16,20 +16,28 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mmpc.completion.catalog import Catalog, CatalogError, load_amazon, synthesize
-from mmpc.completion.catalog.fetch import fetch_images
-from mmpc.completion.catalog.mmrec import export_mmrec
-from mmpc.completion.catalog.rawio import DEFAULT_MAX_PIXELS, find_raw_file
-from mmpc.completion.catalog.splits import SPLIT_METHODS
-from mmpc.completion.catalog.synthetic import SynthConfig
+from mmpc.apps.errors import (
+    Parser,
+    check_catalog_dir,
+    check_input_path,
+    check_output_dir,
+    run_guarded,
+)
+from mmpc.completion.catalog.rawio import DEFAULT_MAX_PIXELS
 from mmpc.completion.catalog.vocab import CATEGORIES
+from mmpc.metrics.errors import InputError
+
+if TYPE_CHECKING:
+    from mmpc.completion.catalog import Catalog
+
+#: ``mmpc.completion.catalog.splits.SPLIT_METHODS``, spelt out so ``--help`` needs no pandas.
+SPLIT_CHOICES = ("random", "chrono", "absolute")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmpc data", description="build, inspect and export product catalogues"
-    )
+    parser = Parser(prog="mmpc data", description="build, inspect and export product catalogues")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the embedded SYNTHETIC catalogue")
@@ -54,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=5, help="k of the iterative k-core")
-    p.add_argument("--split", default="random", choices=SPLIT_METHODS)
+    p.add_argument("--split", default="random", choices=SPLIT_CHOICES)
     p.add_argument("--cqbench-n", type=int, default=1000)
     p.add_argument("--grpo-n", type=int, default=500)
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
@@ -108,10 +116,22 @@ def _info(cat: Catalog) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``mmpc data ...``; returns the exit code (2 with one line on stderr for bad input)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _run(args: argparse.Namespace) -> int:
+    from mmpc.completion.catalog import Catalog, load_amazon, synthesize
+    from mmpc.completion.catalog.fetch import fetch_images
+    from mmpc.completion.catalog.mmrec import export_mmrec
+    from mmpc.completion.catalog.rawio import find_raw_file
+    from mmpc.completion.catalog.synthetic import SynthConfig
+
+    if args.command == "info":
+        print(_info(Catalog.open(check_catalog_dir(args.root))))
+        return 0
+    for key in ("raw_dir", "images_dir"):
+        if getattr(args, key, None) is not None:
+            check_input_path(getattr(args, key), f"--{key.replace('_', '-')} folder")
+    if args.command == "export-mmrec":
+        check_catalog_dir(args.catalog, "--catalog")
+    check_output_dir(args.out, "--out folder")
     try:
         if args.command == "synth":
             cfg = SynthConfig.from_preset(
@@ -120,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 cqbench_n=args.cqbench_n,
                 grpo_n=args.grpo_n,
             )
-            cat = synthesize(cfg, args.seed, args.out, workers=args.workers)
-            print(_info(cat))
+            print(_info(synthesize(cfg, args.seed, args.out, workers=args.workers)))
         elif args.command == "amazon":
             cat = load_amazon(
                 args.category,
@@ -140,13 +159,24 @@ def main(argv: list[str] | None = None) -> int:
             metas = [find_raw_file(args.raw_dir, f"meta_{c}") for c in args.category]
             stats = fetch_images(metas, args.out, retries=args.retries, timeout=args.timeout)
             print(json.dumps(dict(sorted(stats.items())), indent=2))
-        elif args.command == "export-mmrec":
+        else:
             counts = export_mmrec(args.catalog, args.out, category=args.category, name=args.name)
             synthetic = Catalog.open(args.catalog).is_synthetic
             print(f"{args.out}: {counts}" + (" (SYNTHETIC data)" if synthetic else ""))
-        else:
-            print(_info(Catalog.open(args.root)))
-    except (CatalogError, FileNotFoundError) as err:
-        print(f"mmpc data {args.command}: {err}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as err:  # find_raw_file: a raw file the user's folder lacks
+        raise InputError(str(err)) from None
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mmpc data ...``; returns the exit code (2 with one line on stderr for bad input)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sub = next((a for a in args if not a.startswith("-")), None)
+    known = {"synth", "amazon", "fetch-images", "export-mmrec", "info"}
+
+    def body() -> int:
+        parsed = _parser().parse_args(args)
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return _run(parsed)
+
+    return run_guarded(f"mmpc data {sub}" if sub in known else "mmpc data", body)

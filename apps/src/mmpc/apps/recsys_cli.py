@@ -5,50 +5,47 @@
     mmpc recsys summarize RUN_DIR [RUN_DIR ...]      # mean ± std over metrics.json files
 
 ``fit`` tests the best-validation checkpoint right after training (MMRec reports that number) and
-writes ``metrics.json`` in the run's log folder. The data module's ``num_users``, ``num_items``
-and ``feature_dims`` are linked into the model, so configs hold hyperparameters only.
+writes ``metrics.json`` in the run's log folder, under ``--trainer.default_root_dir`` when it is
+given. The data module's ``num_users``, ``num_items`` and ``feature_dims`` are linked into the
+model, so configs hold hyperparameters only. Bad input ends the command with one line on stderr
+and exit code 2. ``--help`` is a short torch-free summary; ``--help-all`` lists every option.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from lightning.pytorch.cli import LightningCLI
+from mmpc.apps.console import configs_dir, lightning_help
+from mmpc.apps.errors import check_input_path, run_guarded
+from mmpc.metrics.errors import InputError
 
-from mmpc.recsys.data import InteractionDataModule
-from mmpc.recsys.module import RecommenderModule, summarize_runs
+__all__ = ["main", "summarize"]
 
-
-class RecsysCLI(LightningCLI):
-    """LightningCLI with data sizes linked into the recommender and test-after-fit."""
-
-    def add_arguments_to_parser(self, parser) -> None:
-        for name in ("num_users", "num_items", "feature_dims"):
-            parser.link_arguments(
-                f"data.{name}", f"model.model.init_args.{name}", apply_on="instantiate"
-            )
-        parser.add_argument(
-            "--test_after_fit", type=bool, default=True, help="test the best checkpoint after fit"
-        )
-
-    def after_fit(self) -> None:
-        config = self.config.get(self.subcommand, self.config)
-        if not config.get("test_after_fit", True) or self.trainer.fast_dev_run:
-            if self.trainer.fast_dev_run:
-                self.trainer.test(self.model, datamodule=self.datamodule)
-            return
-        ckpt = "best" if self.trainer.checkpoint_callback is not None else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+PROG = "mmpc recsys"
+SUBCOMMANDS = {
+    "fit": "train, then test the best-validation checkpoint; writes metrics.json",
+    "test": "test a checkpoint (--ckpt_path); writes metrics.json",
+    "summarize": "RUN_DIR ...: mean ± std over the metrics.json files below the folders",
+}
+SECTIONS = {
+    "model": "RecommenderModule: model (VBPR / BM3 / FREEDOM + init_args), lr, ks, monitor",
+    "data": "InteractionDataModule: root (MMRec or catalogue folder), feature_dir, batch sizes",
+    "trainer": "Lightning Trainer options; default_root_dir re-roots the logs and checkpoints",
+    "seed_everything": "global seed",
+    "ckpt_path": "checkpoint to test (test) or resume from (fit)",
+    "test_after_fit": "test the best checkpoint after fit (default true)",
+}
 
 
 def summarize(argv: list[str]) -> int:
     """Print mean ± std over the ``metrics.json`` files under the given folders (JSON to stdout)."""
-    files = sorted({p for arg in argv for p in Path(arg).rglob("metrics.json")})
+    from mmpc.recsys.module import summarize_runs
+
+    folders = [check_input_path(arg, "run folder") for arg in argv]
+    files = sorted({p for folder in folders for p in folder.rglob("metrics.json")})
     if not files:
-        print(f"mmpc recsys summarize: no metrics.json under {argv}", file=sys.stderr)
-        return 2
+        raise InputError("no metrics.json below the run folder(s)", " ".join(argv) or "none given")
     print(json.dumps({"runs": [str(f) for f in files], "metrics": summarize_runs(files)}, indent=2))
     return 0
 
@@ -57,16 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mmpc recsys``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "summarize":
-        return summarize(args[1:])
-    RecsysCLI(
-        RecommenderModule,
-        InteractionDataModule,
+        return run_guarded(PROG, lambda: summarize(args[1:]))
+    if "-h" in args or "--help" in args:
+        print(lightning_help(PROG, SUBCOMMANDS, SECTIONS, configs_dir("recsys")))
+        return 0
+    from mmpc.apps.clis.recsys import RecsysCLI
+    from mmpc.apps.lightning_cli import run_cli
+    from mmpc.recsys.data import InteractionDataModule
+    from mmpc.recsys.module import RecommenderModule
+
+    return run_cli(
+        PROG,
+        RecsysCLI,
+        args,
+        model_class=RecommenderModule,
+        datamodule_class=InteractionDataModule,
         subclass_mode_model=False,
         save_config_kwargs={"overwrite": True},
-        args=args,
         auto_configure_optimizers=False,
     )
-    return 0
 
 
 if __name__ == "__main__":

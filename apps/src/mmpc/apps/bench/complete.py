@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mmpc.apps.bench.config import CompleterConfig
 from mmpc.apps.bench.stages import StageContext, StageUnavailableError
+from mmpc.apps.console import quiet_libraries
 
 
 def build_backend(spec: dict[str, Any], what: str) -> Any:
@@ -57,8 +56,6 @@ def complete_stage(
         from mmpc.completion.writer import CompletionWriter, read_records
         from mmpc.metrics.errors import MissingWeightsError
 
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.ERROR)
         generator = build_backend(spec.generator_spec(task), f"completer {spec.name}: generator")
         renderer = (
             build_backend(spec.renderer, f"completer {spec.name}: renderer")
@@ -95,17 +92,16 @@ def complete_stage(
             ) -> None:
                 bar.update(len(batch["item_id"]))
 
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[CompletionWriter(str(ctx.out)), _Bar()],
-        )
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_libraries():
+                trainer = L.Trainer(
+                    accelerator=accelerator,
+                    devices=1,
+                    logger=False,
+                    enable_progress_bar=False,
+                    enable_model_summary=False,
+                    callbacks=[CompletionWriter(str(ctx.out)), _Bar()],
+                )
                 trainer.predict(module, datamodule=dm, return_predictions=False)
         except MissingWeightsError as err:
             raise StageUnavailableError(str(err).splitlines()[0]) from None

@@ -22,9 +22,7 @@ for the report's paired bootstrap; their mean is checked against the module's me
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from mmpc.apps.bench.stages import (
     atomic_write_json,
     atomic_write_text,
 )
+from mmpc.apps.console import quiet_libraries
 from mmpc.apps.report.data import KS, REC_METRICS
 
 MASKED_MODALITY = {"i2t": "text", "t2i": "image"}
@@ -277,19 +276,18 @@ def train_one(
         ks=KS,
         stopping_step=rcfg.stopping_step,
     )
-    trainer = L.Trainer(
-        max_epochs=rcfg.max_epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(work),
-        deterministic=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_libraries():
+        trainer = L.Trainer(
+            max_epochs=rcfg.max_epochs,
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(work),
+            deterministic=False,
+        )
         trainer.fit(module, datamodule=dm)
         test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)[0]
     users = per_user_metrics(module.cpu(), dm)
@@ -309,11 +307,6 @@ def train_one(
     return payload, users
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def recbench_stage(
     spec: RecModelConfig,
     rcfg: RecBenchConfig,
@@ -328,7 +321,6 @@ def recbench_stage(
         from mmpc.completion.catalog import Catalog
         from mmpc.recsys.features import write_feature_folder
 
-        _quiet_lightning()
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
         ids, feats = condition_features(
             ctx.inputs["features/gt"], ctx.inputs[cond_stage] if cond_stage else None

@@ -177,11 +177,13 @@ def merge_records(
 class CompletionWriter(BasePredictionWriter):
     """Appends each batch's records (and t2i images) under ``<run_dir>/completion/...``.
 
-    On ``setup`` it checks that the folder holds outputs of the same configuration, repairs its
-    own part file, and hands the ids already done to the DataModule (``skip_items``), which then
-    leaves them out. On a successful ``teardown`` rank 0 merges the parts and writes
-    ``summary.json``: ``{"total", "done_this_run", "skipped", "failed_parses", "sample_size",
-    "missing", "merged_parts"}`` (``merged_parts``: records per part file merged by this run).
+    On ``setup`` it checks that the folder holds outputs of the same configuration and hands the
+    ids already done to the DataModule (``skip_items``), which then leaves them out; it creates
+    its folders, the run config and repairs its own part file only when predicting starts (after
+    the backends loaded), so a refused run writes nothing. On a successful ``teardown`` rank 0
+    merges the parts and writes ``summary.json``: ``{"total", "done_this_run", "skipped",
+    "failed_parses", "sample_size", "missing", "merged_parts"}`` (``merged_parts``: records per
+    part file merged by this run).
 
     Args:
         run_dir: the run folder.
@@ -194,6 +196,8 @@ class CompletionWriter(BasePredictionWriter):
         self._part: Path | None = None
         self._skipped = 0
         self._done_before = 0
+        self._fingerprint: dict[str, Any] = {}
+        self._prepared = False
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "predict":
@@ -201,23 +205,19 @@ class CompletionWriter(BasePredictionWriter):
         completer, task = pl_module.completer, pl_module.task
         out = output_dir(self.run_dir, completer, task)
         rank = trainer.global_rank
-        fingerprint = pl_module.fingerprint()
-        if rank == 0:
-            (out / PARTS).mkdir(parents=True, exist_ok=True)
-            if task == "t2i":
-                (out / IMAGES).mkdir(exist_ok=True)
-            cfg_path = out / RUN_CONFIG
-            if cfg_path.is_file():
-                stored = json.loads(cfg_path.read_text())
-                if stored != fingerprint:
-                    changed = sorted(k for k in fingerprint if stored.get(k) != fingerprint[k])
-                    raise ValueError(
-                        f"{out}: holds outputs of another configuration (differs in {changed}); "
-                        "use another completer name or run folder"
-                    )
-            else:
-                _atomic_write_text(cfg_path, json.dumps(fingerprint, indent=2, sort_keys=True))
-        trainer.strategy.barrier("mmpc-writer-mkdir")
+        self._fingerprint = pl_module.fingerprint()
+        cfg_path = out / RUN_CONFIG
+        if rank == 0 and cfg_path.is_file():
+            stored = json.loads(cfg_path.read_text())
+            if stored != self._fingerprint:
+                changed = sorted(
+                    k for k in self._fingerprint if stored.get(k) != self._fingerprint[k]
+                )
+                raise ValueError(
+                    f"{out}: holds outputs of another configuration (differs in {changed}); "
+                    "use another completer name or run folder"
+                )
+        trainer.strategy.barrier("mmpc-writer-check")
         self.out, self._part = out, out / PARTS / f"rank{rank}.jsonl"
         done = read_records(out)
         datamodule = trainer.datamodule
@@ -227,8 +227,27 @@ class CompletionWriter(BasePredictionWriter):
             )
         self._done_before = len(done)
         self._skipped = len(datamodule.skip_items(done))
-        # Every process has read the same done set before anyone appends or repairs.
-        trainer.strategy.barrier("mmpc-writer-read")
+
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Create the folders and the run config once the backends have loaded (the module's
+        ``on_predict_start``), so a run refused for missing weights writes nothing."""
+        self._prepare(trainer, pl_module)
+
+    def _prepare(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.out is None or self._part is None or self._prepared:
+            return
+        if trainer.global_rank == 0:
+            (self.out / PARTS).mkdir(parents=True, exist_ok=True)
+            if pl_module.task == "t2i":
+                (self.out / IMAGES).mkdir(exist_ok=True)
+            cfg_path = self.out / RUN_CONFIG
+            if not cfg_path.is_file():
+                _atomic_write_text(
+                    cfg_path, json.dumps(self._fingerprint, indent=2, sort_keys=True)
+                )
+        # Every process has read the same done set (in setup) before anyone appends or repairs.
+        trainer.strategy.barrier("mmpc-writer-mkdir")
+        self._prepared = True
         if repair_jsonl(self._part):
             log.warning("%s: removed a partial last line left by an interrupted run", self._part)
 
@@ -258,6 +277,7 @@ class CompletionWriter(BasePredictionWriter):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "predict" or self.out is None:
             return
+        self._prepare(trainer, pl_module)  # nothing was left to predict: the loop was skipped
         trainer.strategy.barrier("mmpc-writer-merge")
         if trainer.global_rank == 0:
             sample = list(getattr(trainer.datamodule, "sample_ids", []))

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from mmpc.metrics.errors import InputError
 from mmpc.recsys.models.base import MODALITIES
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -243,12 +244,20 @@ class EvalUsers(IterableDataset):
 def _check_inside(folder: Path, name: str) -> Path:
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
-        raise ValueError(f"{folder}: file name {name!r} leaves the folder")
+        raise InputError(f"{folder}: file name {name!r} leaves the folder")
     return path
 
 
+def _read_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A feature matrix file; a corrupt one is the user's input error naming the file."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise InputError("corrupt feature file (not a NumPy .npy array)", path) from None
+
+
 def _npy_shape(path: Path) -> tuple[int, ...]:
-    return tuple(np.load(path, mmap_mode="r").shape)
+    return tuple(_read_npy(path, mmap=True).shape)
 
 
 class InteractionDataModule(L.LightningDataModule):
@@ -286,10 +295,12 @@ class InteractionDataModule(L.LightningDataModule):
         self.negatives = True
         bad = set(modalities) - set(MODALITIES)
         if bad:
-            raise ValueError(f"unknown modalities {sorted(bad)}; use a subset of {MODALITIES}")
+            raise InputError(f"unknown modalities {sorted(bad)}; use a subset of {MODALITIES}")
         self.modalities = tuple(modalities)
+        if not self.root.exists():
+            raise InputError("interaction folder does not exist", self.root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: interaction folder does not exist")
+            raise InputError("interaction folder is a file, not a folder", self.root)
         inter = sorted(self.root.glob("*.inter"))
         parquet = self.root / "interactions.parquet"
         if parquet.is_file():
@@ -302,9 +313,10 @@ class InteractionDataModule(L.LightningDataModule):
             default_features = self.root
         else:
             found = [p.name for p in inter]
-            raise FileNotFoundError(
-                f"{self.root}: expected interactions.parquet or exactly one *.inter file, "
-                f"found {found}"
+            raise InputError(
+                f"not an MMRec or catalogue folder: expected interactions.parquet or exactly one "
+                f"*.inter file, found {found}",
+                self.root,
             )
         self.feature_dir = Path(feature_dir) if feature_dir is not None else default_features
         self._frame = self._read_ids()
@@ -315,32 +327,41 @@ class InteractionDataModule(L.LightningDataModule):
             if path.is_file():
                 shape = _npy_shape(path)
                 if len(shape) != 2 or shape[0] != self.num_items:
-                    raise ValueError(f"{path}: expected shape ({self.num_items}, d), got {shape}")
+                    raise InputError(f"{path}: expected shape ({self.num_items}, d), got {shape}")
                 self.feature_dims[modality] = int(shape[1])
         self.data: InteractionData | None = None
 
     def _read_ids(self) -> pd.DataFrame:
+        try:
+            return self._read_id_table()
+        except InputError:
+            raise
+        except (ValueError, OSError) as err:  # pandas / pyarrow: malformed table
+            reason = " ".join(str(err).split())
+            raise InputError(f"unreadable table ({reason})", self._path) from None
+
+    def _read_id_table(self) -> pd.DataFrame:
         if self.format == "mmrec":
             header = pd.read_csv(self._path, sep="\t", nrows=0).columns
             missing = sorted({"userID", "itemID", "x_label"} - set(header))
             if missing:
-                raise ValueError(f"{self._path}: missing column(s) {missing}")
+                raise InputError(f"{self._path}: missing column(s) {missing}")
             frame = pd.read_csv(self._path, sep="\t", usecols=["userID", "itemID", "x_label"])
             frame.columns = ["user", "item", "split"]
             if not frame["split"].isin([0, 1, 2]).all():
-                raise ValueError(f"{self._path}: x_label must be 0, 1 or 2")
+                raise InputError(f"{self._path}: x_label must be 0, 1 or 2")
             if (frame[["user", "item"]] < 0).any().any():
-                raise ValueError(f"{self._path}: negative user or item id")
+                raise InputError(f"{self._path}: negative user or item id")
             return frame
         names = set(pq.read_schema(self._path).names)
         missing = sorted({"user_id", "item_id", "split"} - names)
         if missing:
-            raise ValueError(f"{self._path}: missing column(s) {missing}")
+            raise InputError(f"{self._path}: missing column(s) {missing}")
         frame = pd.read_parquet(self._path, columns=["user_id", "item_id", "split"])
         frame.columns = ["user", "item", "split"]
         unknown = set(frame["split"].unique()) - set(SPLITS)
         if unknown:
-            raise ValueError(f"{self._path}: unknown split values {sorted(unknown)}")
+            raise InputError(f"{self._path}: unknown split values {sorted(unknown)}")
         frame["split"] = frame["split"].map({s: i for i, s in enumerate(SPLITS)})
         return frame
 
@@ -363,14 +384,14 @@ class InteractionDataModule(L.LightningDataModule):
         if ids_file.is_file():
             item_ids = ids_file.read_text(encoding="utf-8").splitlines()
             if len(set(item_ids)) != len(item_ids):
-                raise ValueError(f"{ids_file}: duplicate item ids")
+                raise InputError(f"{ids_file}: duplicate item ids")
         else:
             item_ids = sorted(frame["item"].astype(str).unique())
         index = pd.Index(item_ids)
         items = index.get_indexer(frame["item"].astype(str))
         if (items < 0).any():
             missing = frame["item"][items < 0].iloc[0]
-            raise ValueError(f"{ids_file}: item {missing!r} of {self._path} has no feature row")
+            raise InputError(f"{ids_file}: item {missing!r} of {self._path} has no feature row")
         users = pd.Index(sorted(frame["user"].astype(str).unique()))
         self.user_ids, self.item_ids = list(users), item_ids
         self.num_users, self.num_items = len(users), len(item_ids)
@@ -390,9 +411,9 @@ class InteractionDataModule(L.LightningDataModule):
         features = {}
         for modality in self.feature_dims:
             path = _check_inside(self.feature_dir, f"{modality}_feat.npy")
-            array = np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+            array = _read_npy(path).astype(np.float32, copy=False)
             if not np.isfinite(array).all():
-                raise ValueError(f"{path}: features contain NaN or infinite values")
+                raise InputError(f"{path}: features contain NaN or infinite values")
             features[modality] = torch.from_numpy(np.ascontiguousarray(array))
         self.data = InteractionData(
             self.num_users, self.num_items, splits, features, self.user_ids, self.item_ids

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 
-from mmpc.metrics.errors import MissingWeightsError
+from mmpc.metrics.errors import InputError, MissingWeightsError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -51,7 +51,7 @@ _DTYPES = {
 }
 
 
-class BackendError(ValueError):
+class BackendError(InputError):
     """A backend cannot run as configured on this machine (one line: which key, what to change)."""
 
 

@@ -1,26 +1,38 @@
 """Product catalogues: the on-disk format, the synthetic catalogue, the Amazon Reviews 2023 loader.
 
 ``Catalog.open(root)`` reads a validated catalogue folder; ``synthesize(preset, seed, out)`` makes
-the embedded synthetic one (the default everywhere, always labelled synthetic).
+the embedded synthetic one (the default everywhere, always labelled synthetic). Names resolve
+lazily (PEP 562), so importing one light submodule (e.g. ``vocab`` for ``mmpc data --help``) does
+not import pandas.
 """
 
-from mmpc.completion.catalog.amazon import load_amazon
-from mmpc.completion.catalog.format import Catalog, CatalogError, write_catalog
-from mmpc.completion.catalog.kcore import drop_repeats, kcore
-from mmpc.completion.catalog.mmrec import export_mmrec
-from mmpc.completion.catalog.splits import draw_samples, split_interactions
-from mmpc.completion.catalog.synthetic import SynthConfig, synthesize
+from __future__ import annotations
 
-__all__ = [
-    "Catalog",
-    "CatalogError",
-    "SynthConfig",
-    "draw_samples",
-    "drop_repeats",
-    "export_mmrec",
-    "kcore",
-    "load_amazon",
-    "split_interactions",
-    "synthesize",
-    "write_catalog",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "load_amazon": "mmpc.completion.catalog.amazon",
+    "Catalog": "mmpc.completion.catalog.format",
+    "CatalogError": "mmpc.completion.catalog.format",
+    "write_catalog": "mmpc.completion.catalog.format",
+    "drop_repeats": "mmpc.completion.catalog.kcore",
+    "kcore": "mmpc.completion.catalog.kcore",
+    "export_mmrec": "mmpc.completion.catalog.mmrec",
+    "draw_samples": "mmpc.completion.catalog.splits",
+    "split_interactions": "mmpc.completion.catalog.splits",
+    "SynthConfig": "mmpc.completion.catalog.synthetic",
+    "synthesize": "mmpc.completion.catalog.synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mmpc.completion.catalog' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from mmpc.metrics.errors import InputError
+
 FORMAT_VERSION = 1
 ITEMS_FILE = "items.parquet"
 INTERACTIONS_FILE = "interactions.parquet"
@@ -44,7 +46,7 @@ SAMPLES = ("cqbench", "grpo")
 SYNTHETIC_SOURCE = "synthetic"
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A catalogue folder or table is invalid; the message names the file and what is wrong."""
 
 

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from mmpc.metrics.errors import InputError
+
 if TYPE_CHECKING:
     from mmpc.recsys.data import InteractionData
 
@@ -58,13 +60,13 @@ class Recommender(nn.Module, ABC):
     ) -> None:
         super().__init__()
         if num_users <= 0 or num_items <= 0:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__}: num_users and num_items must be positive, "
                 f"got {num_users} and {num_items}"
             )
         unknown = set(feature_dims or {}) - set(MODALITIES)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__}: unknown modalities {sorted(unknown)}; use {MODALITIES}"
             )
         self.num_users = int(num_users)

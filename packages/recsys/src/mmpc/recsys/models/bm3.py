@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmpc.metrics.errors import InputError
 from mmpc.recsys.graph import normalized_bipartite_adj, spmm, to_sparse
 from mmpc.recsys.models.tables import FeatureTableRecommender
 
@@ -110,9 +111,9 @@ class BM3(FeatureTableRecommender):
     ) -> None:
         super().__init__(num_users, num_items, feature_dims)
         if not self.feature_dims:
-            raise ValueError("BM3: needs text and/or image features, feature_dims is empty")
+            raise InputError("BM3: needs text and/or image features, feature_dims is empty")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"BM3: dropout must lie in [0, 1), got {dropout}")
+            raise InputError(f"BM3: dropout must lie in [0, 1), got {dropout}")
         self.embedding_dim = embedding_dim
         self.n_layers = n_layers
         self.reg_weight = reg_weight

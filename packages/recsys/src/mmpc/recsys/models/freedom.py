@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmpc.metrics.errors import InputError
 from mmpc.recsys.graph import (
     bipartite_edge_weights,
     degree_sensitive_prune,
@@ -110,15 +111,15 @@ class FREEDOM(FeatureTableRecommender):
     ) -> None:
         super().__init__(num_users, num_items, feature_dims)
         if not self.feature_dims:
-            raise ValueError("FREEDOM: needs text and/or image features, feature_dims is empty")
+            raise InputError("FREEDOM: needs text and/or image features, feature_dims is empty")
         feat_embed_dim = embedding_dim if feat_embed_dim is None else feat_embed_dim
         if feat_embed_dim != embedding_dim:
-            raise ValueError(
+            raise InputError(
                 f"FREEDOM: feat_embed_dim ({feat_embed_dim}) must equal embedding_dim "
                 f"({embedding_dim}); projections are scored against user embeddings"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"FREEDOM: dropout must lie in [0, 1), got {dropout}")
+            raise InputError(f"FREEDOM: dropout must lie in [0, 1), got {dropout}")
         self.embedding_dim = embedding_dim
         self.knn_k = knn_k
         self.mm_image_weight = mm_image_weight

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmpc.metrics.errors import InputError
 from mmpc.recsys.models.base import MODALITIES, Recommender
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class VBPR(Recommender):
     ) -> None:
         super().__init__(num_users, num_items, feature_dims)
         if not self.feature_dims:
-            raise ValueError("VBPR needs item features: feature_dims is empty")
+            raise InputError("VBPR needs item features: feature_dims is empty")
         self.embedding_dim = embedding_dim
         self.reg_weight = reg_weight
         self.modalities = [m for m in MODALITIES if m in self.feature_dims]

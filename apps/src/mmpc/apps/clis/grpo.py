@@ -1,0 +1,62 @@
+"""The LightningCLI of ``mmpc grpo fit`` (see :mod:`mmpc.apps.grpo_cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser
+
+from mmpc.apps.errors import check_catalog_dir, check_output_dir
+from mmpc.apps.lightning_cli import MMPCLightningCLI
+from mmpc.grpo.plotting import plot_reward_curve
+
+__all__ = ["GRPOCLI"]
+
+
+class GRPOCLI(MMPCLightningCLI):
+    """LightningCLI restricted to ``fit``, CSV logging every step, the reward curve at the end.
+
+    The catalogue is checked and the policy's weights are loaded before ``fit`` starts, so a run
+    refused for either writes nothing into its log folder.
+    """
+
+    output_keys = ("model.adapter_dir",)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {"fit": {"model", "train_dataloaders", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.task", "model.task")
+        parser.set_defaults(
+            {
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "runs/grpo", "name": "grpo"},
+                },
+                "trainer.log_every_n_steps": 1,
+                "trainer.enable_model_summary": False,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        cfg = self._section()
+        root = Path(cfg.get("data.catalog"))
+        if (root / "manifest.json").is_file():
+            return
+        if cfg.get("data.synthesize_preset") and not root.exists():
+            check_output_dir(root, "--data.catalog")
+            return
+        check_catalog_dir(root, "--data.catalog")
+
+    def before_fit(self) -> None:
+        self.model.trainer = self.trainer  # configure_model places 4-bit weights on its device
+        self.model.configure_model()
+
+    def after_fit(self) -> None:
+        log_dir = self.trainer.log_dir
+        metrics = Path(log_dir) / "metrics.csv" if log_dir else None
+        if metrics is not None and metrics.is_file() and self.trainer.is_global_zero:
+            png = plot_reward_curve(metrics, metrics.with_name("reward_curve.png"))
+            print(f"mmpc grpo: reward curve {png}; adapter {self.model.adapter_path()}")

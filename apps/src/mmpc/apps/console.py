@@ -1,0 +1,115 @@
+"""A quiet console for the Lightning-driven commands, and their torch-free short help.
+
+By default :func:`quiet_libraries` silences library chatter that is not about the user's run:
+Lightning's device lines ("GPU available", "TPU available", ...), its advertisement tips, "Seed
+set to", the ``log_every_n_steps`` and IterableDataset ``__len__`` warnings and similar. Warnings
+about the user's data or config are left alone. ``mmpc --verbose`` (or ``MMPC_VERBOSE=1``, which
+worker processes inherit) brings everything back. The filters are scoped: loggers get their level
+back and the warning filters are restored when the block ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "CHATTER_LOGGERS",
+    "CHATTER_WARNINGS",
+    "VERBOSE_ENV",
+    "configs_dir",
+    "lightning_help",
+    "quiet_libraries",
+    "verbose",
+]
+
+VERBOSE_ENV = "MMPC_VERBOSE"
+
+#: Loggers whose INFO records are library chatter (device lines, tips, "Seed set to", "`Trainer.fit`
+#: stopped", checkpoint restore notes); their warnings and errors still show.
+CHATTER_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.fabric.utilities.seed",
+    "lightning.pytorch.accelerators.cuda",
+)
+
+#: Warnings (message regex) that say nothing about the user's data or config.
+CHATTER_WARNINGS = (
+    r"Your `IterableDataset` has `__len__` defined",
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    r"The '\w+' does not have many workers which may be a bottleneck",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed as a dependency",
+    r"The `srun` command is available on your system but is not used",
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    r"`torch\.jit\.script` is deprecated",
+)
+
+
+def verbose() -> bool:
+    """Whether ``--verbose`` / ``MMPC_VERBOSE=1`` asked for the library chatter."""
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+@contextmanager
+def quiet_libraries(loud: bool | None = None) -> Iterator[None]:
+    """Silence :data:`CHATTER_LOGGERS`' INFO records and :data:`CHATTER_WARNINGS` in the block.
+
+    Args:
+        loud: keep the chatter; None reads ``MMPC_VERBOSE``.
+    """
+    if verbose() if loud is None else loud:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in CHATTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for pattern in CHATTER_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def lightning_help(
+    prog: str, subcommands: dict[str, str], sections: dict[str, str], configs: Path | None
+) -> str:
+    """The short help of a LightningCLI command, written without importing torch.
+
+    Args:
+        prog: e.g. ``"mmpc recsys"``.
+        subcommands: name -> one line.
+        sections: config section -> what it holds.
+        configs: the folder of the command's YAML configs (listed when it exists).
+    """
+    choices = ",".join(subcommands)
+    lines = [f"usage: {prog} {{{choices}}} --config FILE [--section.key=value ...]", ""]
+    lines += ["subcommands:"] + [f"  {name:<10}{text}" for name, text in subcommands.items()]
+    lines += ["", "config sections (YAML keys, or --section.key=value on the command line):"]
+    lines += [f"  {name:<16}{text}" for name, text in sections.items()]
+    if configs is not None and configs.is_dir():
+        lines += ["", f"configs in {configs}:"]
+        lines += [f"  {path.name}" for path in sorted(configs.glob("*.yaml"))]
+    first = next(iter(subcommands))
+    lines += [
+        "",
+        f"every option with its type and default: {prog} {first} --help-all (imports torch,"
+        " a few seconds)",
+        f"a config's resolved values: {prog} {first} --config FILE --print_config",
+    ]
+    return "\n".join(lines)
+
+
+def configs_dir(kind: str) -> Path | None:
+    """``apps/configs/<kind>`` of the checkout this package is installed from, if present."""
+    folder = Path(__file__).resolve().parents[3] / "configs" / kind
+    return folder if folder.is_dir() else None
