@@ -421,6 +421,8 @@ class RayExecutor:
                             f"(after {self.cfg.ray.max_retries} retries): {first}",
                         )
                     if part is None:
+                        if stage.parts and value.status == "ran":  # parts included
+                            value.duration_s = time.perf_counter() - started_at[stage.name]
                         finish(value, log)
                         continue
                     if value is not None:
