@@ -359,52 +359,62 @@ class RayExecutor:
         waiting = list(stages)
         running: dict[Any, tuple[Stage, str | None, float]] = {}
         parts_left: dict[str, int] = {}
-        part_failure: dict[str, StageResult] = {}
+        part_failures: dict[str, list[tuple[StageResult, Path]]] = {}
         started_at: dict[str, float] = {}
 
         def finish(result: StageResult, log: Path) -> None:
-            result = self.runner.record(result)
+            if self.runner.results.get(result.name) is not result:  # prepare() records its own
+                self.runner.record(result)
             if result.status in ("ran", "skipped"):
                 progress.set(result.name, "done")
                 return
             progress.set(result.name, "failed" if result.status == "failed" else "unavailable")
             detail = result.reason if result.status == "failed" else f"unavailable: {result.reason}"
-            tail = f"; log {log}" if result.status == "failed" and log.exists() else ""
+            tail = f"; log {log}" if result.status == "failed" and log.is_file() else ""
             progress.write(f"[stage] {result.name}: {detail}{tail}")
+
+        def submit_ready() -> bool:
+            """Submit (or settle) every waiting stage whose inputs have finished."""
+            ready_now = [s for s in waiting if all(d in self.runner.results for d in s.inputs)]
+            for stage in ready_now:
+                waiting.remove(stage)
+                ready = self.runner.prepare(stage)
+                if isinstance(ready, StageResult):
+                    finish(ready, task_log(self.run_dir, stage.name))
+                    continue
+                res = task_resources(self.cfg, stage.name)
+                try:
+                    parts = list(stage.parts(ready, max(1, res.shards))) if stage.parts else []
+                except Exception as err:  # e.g. an input folder it cannot read
+                    first = (str(err).splitlines() or [""])[0]
+                    reason = f"failed: listing its parts: {type(err).__name__}: {first}"
+                    finish(StageResult(stage.name, "failed", 0.0, reason=reason), Path())
+                    continue
+                started_at[stage.name] = time.perf_counter()
+                if len(parts) > 1:
+                    parts_left[stage.name] = len(parts)
+                    for part in parts:
+                        running[self._submit(stage.name, part, cfg_ref)] = (
+                            stage,
+                            part,
+                            time.time(),
+                        )
+                else:
+                    running[self._submit(stage.name, None, cfg_ref)] = (stage, None, time.time())
+            return bool(ready_now)
 
         try:
             while waiting or running:
-                for stage in [
-                    s for s in waiting if all(d in self.runner.results for d in s.inputs)
-                ]:
-                    waiting.remove(stage)
-                    ready = self.runner.prepare(stage)
-                    if isinstance(ready, StageResult):
-                        finish(ready, task_log(self.run_dir, stage.name))
-                        continue
-                    res = task_resources(self.cfg, stage.name)
-                    parts = list(stage.parts(ready, max(1, res.shards))) if stage.parts else []
-                    started_at[stage.name] = time.perf_counter()
-                    if len(parts) > 1:
-                        parts_left[stage.name] = len(parts)
-                        for part in parts:
-                            ref = self._submit(stage.name, part, cfg_ref)
-                            running[ref] = (stage, part, time.time())
-                    else:
-                        running[self._submit(stage.name, None, cfg_ref)] = (
-                            stage,
-                            None,
-                            time.time(),
-                        )
+                while submit_ready():
+                    pass
                 if not running:
                     if waiting:
-                        missing = sorted(
-                            {d for s in waiting for d in s.inputs} - set(self.runner.results)
-                        )
+                        names = {s.name for s in stages}
+                        missing = sorted({d for s in waiting for d in s.inputs} - names)
                         raise RuntimeError(
                             f"stage {waiting[0].name}: inputs {missing} are not stages of this run"
                         )
-                    continue
+                    break
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 for ref in done:
                     stage, part, _ = running.pop(ref)
@@ -426,15 +436,16 @@ class RayExecutor:
                         finish(value, log)
                         continue
                     if value is not None:
-                        part_failure.setdefault(stage.name, value)
-                        progress.write(f"[stage] {stage.name} part {part}: {value.reason}")
+                        part_failures.setdefault(stage.name, []).append((value, log))
                     parts_left[stage.name] -= 1
                     if parts_left[stage.name]:
                         continue
-                    if stage.name in part_failure:
-                        failure = part_failure[stage.name]
+                    if stage.name in part_failures:
+                        (failure, first_log), *more = part_failures[stage.name]
                         failure.duration_s = time.perf_counter() - started_at[stage.name]
-                        finish(failure, log)
+                        if more:
+                            failure.reason += f" [and {len(more)} more part(s)]"
+                        finish(failure, first_log)
                     else:
                         running[self._submit(stage.name, None, cfg_ref)] = (
                             stage,
