@@ -253,3 +253,34 @@ def test_dry_run_prints_the_wall_time_for_gpus(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "accelerator-hours" in out
     assert "wall time on 4 GPU(s) with --executor ray" in out
+
+
+def test_ready_completions_go_longest_first_and_live_bars_draw(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def fn(ctx: StageContext) -> None:
+        return None
+
+    def complete(name: str, secs: float) -> Stage:
+        spec = {"name": name, "seconds_per_item": {"i2t": secs}}
+        return Stage(f"complete/{name}/i2t", fn, {"completer": spec, "task": "i2t"})
+
+    stages = [
+        complete("small", 0.8),
+        complete("huge", 7.0),
+        Stage("features/gt", fn),
+        complete("mid", 3.0),
+    ]
+    order = sorted(stages, key=ex.expected_seconds, reverse=True)
+    assert [s.name for s in order] == [
+        "complete/huge/i2t",
+        "complete/mid/i2t",
+        "complete/small/i2t",
+        "features/gt",
+    ]
+    progress = ex.KindProgress([s.name for s in stages], enabled=True)
+    progress.set("complete/huge/i2t", "running")
+    progress.write("[stage] x: failed")
+    progress.close()
+    err = capsys.readouterr().err
+    assert "1 running, 2 queued" in err and "[stage] x: failed" in err

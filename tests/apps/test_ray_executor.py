@@ -152,8 +152,8 @@ def test_a_failed_task_reaches_the_user_in_one_line_with_its_log(
     lines = [line for line in out.splitlines() if "complete/bogus/i2t" in line]
     failed = [line for line in lines if line.startswith("[stage] complete/bogus/i2t: failed:")]
     assert len(failed) == 1, out[-2000:]
-    assert "NoSuchBackend" in failed[0]
-    error, log = re.search(r"\(see (\S+)\); log (\S+)$", failed[0]).groups()  # type: ignore[union-attr]
+    assert "RuntimeError: BrokenRetrieval: broken on purpose" in failed[0]
+    error, log = re.search(r"\(see (\S+)\)[^;]*; log (\S+)$", failed[0]).groups()  # type: ignore[union-attr]
     assert "Traceback" in Path(error).read_text()
     assert re.search(r"\[task\] complete/bogus/i2t( part \S+)?: pid", Path(log).read_text())
     assert "[stage] features/i2t/bogus: unavailable: needs complete/bogus/i2t" in out

@@ -7,7 +7,7 @@
    RecBench training once it is training, then the driver itself while RecBench runs;
 2. runs the same command again (it must resume from the manifests and finish);
 3. runs the local executor on the same config (one torch thread, as each Ray task);
-4. adds a completer whose class does not exist to a copy of the finished run and runs it, so its
+4. adds a completer whose setup raises to a copy of the finished run and runs it, so its
    stage fails in a worker.
 
 Everything observed goes to ``RUNS/summary.json``; the test module asserts on it and on the run
@@ -157,7 +157,10 @@ def main(runs: Path) -> None:
 
     spec = yaml.safe_load(CONFIG.read_text())
     bogus = {**spec["completers"][0], "name": "bogus"}
-    bogus["generator"] = {**bogus["generator"], "class_path": "slow_backend.NoSuchBackend"}
+    bogus["generator"] = {
+        "class_path": "slow_backend.BrokenRetrieval",
+        "init_args": {"features": "color-histogram"},
+    }
     spec["completers"].append(bogus)
     (runs / "bogus.yaml").write_text(yaml.safe_dump(spec))
     shutil.copytree(run, runs / "bogus" / NAME, ignore=shutil.ignore_patterns("report"))

@@ -19,3 +19,10 @@ class SlowRetrieval(RetrievalTitleBaseline):
     def generate(self, requests: list[Request]) -> list[str]:
         time.sleep(self.delay)
         return super().generate(requests)
+
+
+class BrokenRetrieval(RetrievalTitleBaseline):
+    """A completer whose setup always fails, for the one-line failure report."""
+
+    def setup(self, ctx: object) -> None:
+        raise RuntimeError("BrokenRetrieval: broken on purpose")

@@ -76,6 +76,15 @@ def task_threads(res: TaskResources) -> int:
     return max(1, int(res.num_cpus))
 
 
+def expected_seconds(stage: Stage) -> float:
+    """A stage's per-item seconds from its config (completion; 0 for the others): stages that
+    become ready together are submitted longest first, so long shards do not start last."""
+    completer = stage.config.get("completer")
+    if not isinstance(completer, dict):
+        return 0.0
+    return float((completer.get("seconds_per_item") or {}).get(stage.config.get("task"), 0.0))
+
+
 def task_log(run_dir: Path, name: str, part: str | None = None) -> Path:
     """``<run>/logs/<stage with / as __>[__<part>].log``: where a task's output goes."""
     key = name.replace("/", "__") + (f"__{part}" if part else "")
@@ -376,6 +385,7 @@ class RayExecutor:
         def submit_ready() -> bool:
             """Submit (or settle) every waiting stage whose inputs have finished."""
             ready_now = [s for s in waiting if all(d in self.runner.results for d in s.inputs)]
+            ready_now.sort(key=expected_seconds, reverse=True)
             for stage in ready_now:
                 waiting.remove(stage)
                 ready = self.runner.prepare(stage)
