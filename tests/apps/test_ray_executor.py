@@ -56,7 +56,7 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
             env={**os.environ, "PYTHONPATH": path},
             stdout=sink,
             stderr=subprocess.STDOUT,
-            timeout=1800,
+            timeout=3000,
         )
     assert proc.returncode == 0, log.read_text()[-3000:]
     return runs, json.loads((runs / "summary.json").read_text())

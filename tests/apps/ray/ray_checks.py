@@ -134,7 +134,7 @@ def main(runs: Path) -> None:
     watcher = Watcher(run, driver)
     watcher.start()
     try:
-        summary["driver1_rc"] = driver.wait(timeout=900)
+        summary["driver1_rc"] = driver.wait(timeout=1800)
     finally:
         watcher.stop.set()
         watcher.join()
@@ -146,7 +146,7 @@ def main(runs: Path) -> None:
     summary["orphans"] = sorted(p for p in pids if alive(p))
 
     t0 = time.perf_counter()
-    summary["driver2_rc"] = bench([*ray_args, "--quiet"], runs / "driver2.log").wait(timeout=900)
+    summary["driver2_rc"] = bench([*ray_args, "--quiet"], runs / "driver2.log").wait(timeout=1800)
     summary["driver2_s"] = round(time.perf_counter() - t0, 1)
 
     local_env = {**os.environ, "OMP_NUM_THREADS": "1"}
