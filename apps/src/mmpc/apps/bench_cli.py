@@ -3,7 +3,8 @@
 Usage::
 
     mmpc bench                                   # apps/configs/bench/demo.yaml, offline, CPU
-    mmpc bench --config apps/configs/bench/paper.yaml --dry-run
+    mmpc bench --config apps/configs/bench/paper.yaml --dry-run --gpus 8
+    mmpc bench --executor ray                    # the stages as Ray tasks (docs/bench.md)
     mmpc bench --config apps/configs/bench/tiny.yaml --recbench.seeds='[0,1]'
 
 The configuration is read by jsonargparse from the dataclasses of
@@ -20,7 +21,7 @@ import sys
 from dataclasses import MISSING, fields
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmpc.apps.bench import config as bench_config
 from mmpc.apps.bench.config import BenchConfig
@@ -44,13 +45,16 @@ def default_config() -> Path | None:
 def short_help() -> str:
     """Usage, options and the config's sections, from :class:`BenchConfig` (no jsonargparse)."""
     lines = [
-        "usage: mmpc bench [--config FILE] [--dry-run] [--quiet] [--section.key=value ...]",
+        "usage: mmpc bench [--config FILE] [--dry-run [--gpus N]] [--executor local|ray] [--quiet]"
+        " [--section.key=value ...]",
         "",
         __doc__.splitlines()[0].replace("``", ""),
         "",
         "options:",
         "  --config FILE  a bench YAML (default: apps/configs/bench/demo.yaml)",
         "  --dry-run      print the plan (generations, renders, trainings, hours) and exit",
+        "  --gpus N       GPUs of the --dry-run wall-time estimate (default 1)",
+        "  --executor ray run the stages as Ray tasks (default: local; docs/bench.md)",
         "  --quiet        no progress bars",
         "  --help-all     every config key with its type and default",
         "",
@@ -82,6 +86,9 @@ def build_parser() -> ArgumentParser:
         action="store_true",
         help="print the plan (generations, renders, trainings, hours) and exit",
     )
+    parser.add_argument(
+        "--gpus", type=int, default=1, help="GPUs of the --dry-run wall-time estimate"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_class_arguments(BenchConfig, None)
     return parser
@@ -89,6 +96,11 @@ def build_parser() -> ArgumentParser:
 
 def parse_config(argv: list[str]) -> tuple[BenchConfig, bool, bool]:
     """(config, dry_run, quiet) from the command line; the demo YAML when none is given."""
+    cfg, ns = _parse(argv)
+    return cfg, bool(ns.dry_run), bool(ns.quiet)
+
+
+def _parse(argv: list[str]) -> tuple[BenchConfig, Any]:
     args = list(argv)
     if not any(a == "--config" or a.startswith("--config=") for a in args):
         default = default_config()
@@ -97,8 +109,7 @@ def parse_config(argv: list[str]) -> tuple[BenchConfig, bool, bool]:
     parser = build_parser()
     ns = parser.parse_args(args)
     init = parser.instantiate(ns)
-    cfg = BenchConfig(**{f.name: init[f.name] for f in fields(BenchConfig)})
-    return cfg, bool(ns.dry_run), bool(ns.quiet)
+    return BenchConfig(**{f.name: init[f.name] for f in fields(BenchConfig)}), ns
 
 
 def check_paths(cfg: BenchConfig) -> None:
@@ -109,16 +120,18 @@ def check_paths(cfg: BenchConfig) -> None:
 
 
 def _run(argv: list[str]) -> int:
-    cfg, dry_run, quiet = parse_config(argv)
-    if dry_run:  # plans without reading or writing anything
+    cfg, ns = _parse(argv)
+    if ns.dry_run:  # plans without reading or writing anything
         from mmpc.apps.bench.plan import format_plan, make_plan
 
-        print(format_plan(cfg, make_plan(cfg)))
+        print(format_plan(cfg, make_plan(cfg), gpus=ns.gpus))
         return 0
     check_paths(cfg)
+    from mmpc.apps.bench.executor import reexec_isolated_if_needed
     from mmpc.apps.bench.pipeline import run_bench
 
-    report, results = run_bench(cfg, show_progress=not quiet)
+    reexec_isolated_if_needed(cfg)
+    report, results = run_bench(cfg, show_progress=not ns.quiet)
     missing = [r for r in results if r.status in ("unavailable", "failed")]
     print(f"report: {report}")
     if missing:

@@ -5,12 +5,18 @@ It runs ``mmpc.completion``'s ``CompletionModule`` under ``Trainer.predict`` wit
 crash-safely under ``<stage>/completion/<completer>/<task>/`` and skips items already done, so a
 killed stage resumes where it stopped. Backends are built from ``{"class_path", "init_args"}``
 specs; a backend whose weights are missing makes the stage unavailable with its one-line reason.
+
+Parts (``shard<k>-of-<n>``, for an executor that spreads a stage over workers): shard ``k`` takes
+the batches ``b`` with ``b % n == k`` and appends to its own part file without merging; the
+finishing run merges every part, each item once, and completes whatever a shard left undone.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,24 @@ def build_backend(spec: dict[str, Any], what: str) -> Any:
 def records_dir(stage_dir: Path, completer: str, task: str) -> Path:
     """Where the writer puts ``completer``'s ``task`` records inside a complete stage folder."""
     return stage_dir / "completion" / completer / task
+
+
+_SHARD = re.compile(r"^shard(\d+)-of-(\d+)$")
+
+
+def complete_parts(
+    spec: CompleterConfig, catalog_dir: Callable[[StageContext], Path]
+) -> Callable[[StageContext, int], list[str]]:
+    """The stage's shards: ``min(shards, batches)`` of them (none when that is one)."""
+
+    def parts(ctx: StageContext, shards: int) -> list[str]:
+        from mmpc.completion.catalog import Catalog
+
+        items = len(Catalog.open(catalog_dir(ctx), verify_hashes=False).sample("cqbench"))
+        n = max(1, min(shards, math.ceil(items / spec.batch_size)))
+        return [f"shard{k}-of-{n}" for k in range(n)] if n > 1 else []
+
+    return parts
 
 
 def complete_stage(
@@ -70,8 +94,16 @@ def complete_stage(
             seed=seed,
             on_parse_failure=spec.on_parse_failure if task == "t2i" else "skip",
         )
+        shard = _SHARD.match(ctx.part) if ctx.part else None
+        if ctx.part and shard is None:
+            raise ValueError(f"{ctx.name}: unknown part {ctx.part!r} (expected shard<k>-of-<n>)")
         dm = CompletionDataModule(
-            str(catalog_dir(ctx)), task=task, sample="cqbench", batch_size=spec.batch_size
+            str(catalog_dir(ctx)),
+            task=task,
+            sample="cqbench",
+            batch_size=spec.batch_size,
+            shard=int(shard.group(1)) if shard else 0,
+            num_shards=int(shard.group(2)) if shard else 1,
         )
         dm.setup("predict")
         out = records_dir(ctx.out, spec.name, task)
@@ -100,13 +132,15 @@ def complete_stage(
                     logger=False,
                     enable_progress_bar=False,
                     enable_model_summary=False,
-                    callbacks=[CompletionWriter(str(ctx.out)), _Bar()],
+                    callbacks=[CompletionWriter(str(ctx.out), part=ctx.part), _Bar()],
                 )
                 trainer.predict(module, datamodule=dm, return_predictions=False)
         except MissingWeightsError as err:
             raise StageUnavailableError(str(err).splitlines()[0]) from None
         finally:
             bar.close()
+        if ctx.part:
+            return {}
         summary = (
             json.loads((out / "summary.json").read_text())
             if (out / "summary.json").exists()

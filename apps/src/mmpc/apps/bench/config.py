@@ -7,7 +7,7 @@ YAML re-runs exactly the stages it affects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -163,8 +163,63 @@ class ReportConfig:
 
 
 @dataclass
+class TaskResources:
+    """What one Ray task of a stage kind asks for (``mmpc.apps.bench.executor``).
+
+    Attributes:
+        num_cpus: logical CPUs; the task also sets its torch thread count to this (at least 1).
+        num_gpus: GPUs, fractional to share one (``0.25``: four trainings per GPU).
+        shards: ``complete`` only: workers one completer × task is split over (whole batches
+            each, through the exactly-once writer).
+    """
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    shards: int = 1
+
+
+def _default_resources() -> dict[str, TaskResources]:
+    return {
+        kind: TaskResources()
+        for kind in ("catalog", "complete", "grpo", "cqbench", "features", "recbench")
+    }
+
+
+@dataclass
+class RayConfig:
+    """The Ray executor (``executor: ray``).
+
+    Attributes:
+        address: None starts a local Ray on this machine (loopback node address, no dashboard,
+            usage statistics off, token authentication on); ``auto`` or ``ray://host:port``
+            joins an existing cluster.
+        num_cpus / num_gpus: logical resources of a local Ray (None: what Ray detects).
+        object_store_memory: bytes of a local Ray's object store (None: Ray's default).
+        max_retries: times Ray re-runs a task whose worker died (stages resume from their files).
+        isolate_network: a local Ray may only start where the loopback is the only network
+            interface; ``mmpc bench`` re-runs itself in a private network namespace
+            (``unshare -n``, as root) when it can, and stops with one line otherwise.
+        resources: per stage kind (first segment of a stage name: ``catalog``, ``complete``,
+            ``grpo``, ``cqbench``, ``features``, ``recbench``); a missing kind asks for 1 CPU.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    object_store_memory: int | None = None
+    max_retries: int = 3
+    isolate_network: bool = True
+    resources: dict[str, TaskResources] = field(default_factory=_default_resources)
+
+
+@dataclass
 class BenchConfig:
-    """The whole study. The run folder is ``runs_dir/name``."""
+    """The whole study. The run folder is ``runs_dir/name``.
+
+    ``executor`` picks who runs the stages: ``local`` (one after another in this process) or
+    ``ray`` (each stage a Ray task once its inputs exist; ``ray`` holds the options). Neither
+    enters any stage's fingerprint: both executors write the same run folder.
+    """
 
     name: str = "demo"
     runs_dir: str = "runs"
@@ -175,3 +230,5 @@ class BenchConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     recbench: RecBenchConfig = field(default_factory=RecBenchConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    executor: Literal["local", "ray"] = "local"
+    ray: RayConfig = field(default_factory=RayConfig)

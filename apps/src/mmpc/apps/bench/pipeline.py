@@ -20,20 +20,20 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mmpc.apps.bench.complete import complete_stage, records_dir
+from mmpc.apps.bench.complete import complete_parts, complete_stage, records_dir
 from mmpc.apps.bench.config import BenchConfig
 from mmpc.apps.bench.cq import cqbench_stage
 from mmpc.apps.bench.rec import (
     completer_condition_stage,
     gt_features_stage,
     imputation_condition_stage,
+    recbench_parts,
     recbench_stage,
 )
 from mmpc.apps.bench.stages import (
     Stage,
     StageContext,
     StageResult,
-    StageRunner,
     StageUnavailableError,
     atomic_write_json,
 )
@@ -106,6 +106,7 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
                     complete_stage(comp, task, cfg.catalog.seed, cfg.accelerator, cat_dir),
                     {"completer": asdict(comp), "task": task},
                     ("catalog",),
+                    complete_parts(comp, cat_dir),
                 )
             )
 
@@ -165,6 +166,7 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
                     recbench_stage(spec, cfg.recbench, seed, cfg.accelerator, cat_dir, None),
                     base,
                     ("catalog", "features/gt"),
+                    recbench_parts(cfg.recbench, cat_dir),
                 )
             )
             for task in TASKS:
@@ -178,22 +180,25 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
                             ),
                             base,
                             ("catalog", "features/gt", fstage),
+                            recbench_parts(cfg.recbench, cat_dir),
                         )
                     )
     return stages
 
 
 def run_bench(cfg: BenchConfig, show_progress: bool = True) -> tuple[Path, list[StageResult]]:
-    """Run every stage (skipping finished ones) and write the report; returns (report, results)."""
+    """Run every stage (skipping finished ones) with the configured executor and write the
+    report; returns (report, results)."""
+    from mmpc.apps.bench.executor import make_executor
     from mmpc.apps.report.html import write_report
     from mmpc.apps.report.load import load_run
 
     rdir = run_dir(cfg)
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(rdir / "bench_config.json", asdict(cfg))
-    runner = StageRunner(rdir, show_progress=show_progress)
+    executor = make_executor(cfg, rdir, show_progress)
     start = time.perf_counter()
-    results = [runner.run(stage) for stage in build_stages(cfg)]
+    results = executor.run(build_stages(cfg))
     atomic_write_json(
         rdir / "status.json",
         {
@@ -209,11 +214,11 @@ def run_bench(cfg: BenchConfig, show_progress: bool = True) -> tuple[Path, list[
     t0 = time.perf_counter()
     inputs = load_run(rdir, results, cfg.report)
     files = write_report(inputs, rdir / "report")
-    runner.log(
+    executor.log(
         f"[stage] report: done in {time.perf_counter() - t0:.1f} s "
         f"(tables={len(files.tables)}, figures={len(files.figures)})"
     )
-    runner.log(f"[bench] finished in {time.perf_counter() - start:.1f} s; report: {files.html}")
+    executor.log(f"[bench] finished in {time.perf_counter() - start:.1f} s; report: {files.html}")
     return files.html, results
 
 

@@ -5,14 +5,22 @@ the synthetic preset's). The estimate is ``Σ items × seconds_per_item[task]`` 
 and tasks, plus ``trainings × categories × expected_epochs × seconds_per_epoch`` for RecBench;
 metrics and feature extraction are left out (minutes, not hours, at the paper's scale). Every
 assumption is printed beside the number.
+
+The wall time on ``gpus`` GPUs (:func:`wall_hours`) schedules the same work as the Ray executor
+would: each completer × task split into ``ray.resources.complete.shards`` equal shards needing
+``num_gpus`` each, then every RecBench training (one per category when ``per_category``) needing
+``ray.resources.recbench.num_gpus``, each phase placed longest-first on the free GPU slots. It
+assumes trainings that share a GPU run as fast as alone, and RecBench after all completion.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmpc.apps.bench.config import BenchConfig
+from mmpc.apps.bench.config import BenchConfig, TaskResources
 
 TASKS = ("i2t", "t2i")
 
@@ -108,8 +116,48 @@ def make_plan(cfg: BenchConfig) -> Plan:
     )
 
 
-def format_plan(cfg: BenchConfig, plan: Plan) -> str:
-    """The text ``--dry-run`` prints."""
+def makespan(durations: list[float], slots: int) -> float:
+    """Seconds to run ``durations`` on ``slots`` parallel slots, longest first (LPT)."""
+    if not durations:
+        return 0.0
+    ends = [0.0] * max(1, slots)
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(ends, ends[0] + d)
+    return max(ends)
+
+
+def _slots(gpus: int, per_task: float) -> int:
+    return max(1, math.floor(gpus / per_task + 1e-9)) if per_task > 0 else max(1, gpus)
+
+
+def task_durations(cfg: BenchConfig, plan: Plan) -> tuple[list[float], list[float]]:
+    """Seconds of every completion shard and every RecBench training the plan counts."""
+    shards = max(1, cfg.ray.resources.get("complete", TaskResources()).shards)
+    completion = [
+        plan.items_per_task * comp.seconds_per_item.get(task, 0.0) / shards
+        for comp in cfg.completers
+        for task in comp.tasks
+        for _ in range(shards)
+    ]
+    epochs = min(cfg.recbench.expected_epochs, cfg.recbench.max_epochs)
+    training = [epochs * cfg.recbench.seconds_per_epoch] * plan.trainings
+    return completion, training
+
+
+def wall_hours(cfg: BenchConfig, plan: Plan, gpus: int) -> tuple[float, float]:
+    """(completion, RecBench) wall hours on ``gpus`` GPUs (see the module docstring)."""
+    completion, training = task_durations(cfg, plan)
+    res = cfg.ray.resources
+    comp_gpu = res.get("complete", TaskResources()).num_gpus
+    rec_gpu = res.get("recbench", TaskResources()).num_gpus
+    return (
+        makespan(completion, _slots(gpus, comp_gpu)) / 3600,
+        makespan(training, _slots(gpus, rec_gpu)) / 3600,
+    )
+
+
+def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
+    """The text ``--dry-run`` prints (with the wall time on ``gpus`` GPUs)."""
     out = [
         f"plan for run '{cfg.name}' in {Path(cfg.runs_dir) / cfg.name} "
         f"(accelerator: {cfg.accelerator})",
@@ -121,4 +169,15 @@ def format_plan(cfg: BenchConfig, plan: Plan) -> str:
         "seconds_per_item and seconds_per_epoch × expected_epochs; CQBench metrics and "
         "feature extraction not counted)",
     ]
+    if gpus >= 1:
+        comp_h, rec_h = wall_hours(cfg, plan, gpus)
+        res = cfg.ray.resources
+        comp, rec = res.get("complete", TaskResources()), res.get("recbench", TaskResources())
+        out.append(
+            f"wall time on {gpus} GPU(s) with --executor ray: {comp_h:.1f} h completion + "
+            f"{rec_h:.1f} h RecBench = {comp_h + rec_h:.1f} h (the same work in "
+            f"{comp.shards} shard(s) per completer × task at {comp.num_gpus:g} GPU each, "
+            f"trainings at {rec.num_gpus:g} GPU each, assumed as fast as alone; completion "
+            "before RecBench; set --gpus N for another count)"
+        )
     return "\n".join(out)

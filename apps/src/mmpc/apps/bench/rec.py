@@ -307,6 +307,21 @@ def train_one(
     return payload, users
 
 
+def recbench_parts(
+    rcfg: RecBenchConfig, catalog_dir: Callable[[StageContext], Path]
+) -> Callable[[StageContext, int], list[str]]:
+    """One part per category when training per category (an executor may train them apart)."""
+
+    def parts(ctx: StageContext, shards: int) -> list[str]:
+        if not rcfg.per_category:
+            return []
+        from mmpc.completion.catalog import Catalog
+
+        return list(Catalog.open(catalog_dir(ctx), verify_hashes=False).categories)
+
+    return parts
+
+
 def recbench_stage(
     spec: RecModelConfig,
     rcfg: RecBenchConfig,
@@ -315,7 +330,11 @@ def recbench_stage(
     catalog_dir: Callable[[StageContext], Path],
     cond_stage: str | None,
 ) -> Callable[[StageContext], dict[str, int]]:
-    """Train/test ``spec`` on the condition's features, per category (resumable by category)."""
+    """Train/test ``spec`` on the condition's features, per category (resumable by category).
+
+    With ``ctx.part`` set only that category is trained (``results/<category>.*``); without, the
+    categories not yet done are trained and the per-user results assembled.
+    """
 
     def run(ctx: StageContext) -> dict[str, int]:
         from mmpc.completion.catalog import Catalog
@@ -328,10 +347,13 @@ def recbench_stage(
         inter = catalog.interactions
         item_cat = catalog.items["category"]
         groups = catalog.categories if rcfg.per_category else ["all"]
+        if ctx.part is not None and ctx.part not in groups:
+            raise ValueError(f"{ctx.name}: unknown part {ctx.part!r} (categories: {groups})")
         results = ctx.out / "results"
         results.mkdir(exist_ok=True)
-        bar = ctx.progress(total=len(groups), desc=f"{ctx.name}", unit="category")
-        for group in groups:
+        todo = [ctx.part] if ctx.part is not None else groups
+        bar = ctx.progress(total=len(todo), desc=f"{ctx.name}", unit="category")
+        for group in todo:
             if (results / f"{group}.json").exists():
                 bar.update(1)
                 continue
@@ -370,6 +392,8 @@ def recbench_stage(
             shutil.rmtree(work)
             bar.update(1)
         bar.close()
+        if ctx.part is not None:
+            return {}
         shutil.rmtree(ctx.out / "work", ignore_errors=True)
         frames = [pd.read_csv(results / f"{g}.users.csv") for g in groups]
         users = pd.concat(frames, ignore_index=True)

@@ -18,6 +18,12 @@ Contract of a stage ``S`` of run folder ``R``:
   is not cached (tried again next time) and every stage that needs it becomes unavailable too.
   A stage that raises anything else is ``failed``: its traceback goes to ``error.txt`` in its
   partial folder, the stages that need it are unavailable, the others still run.
+* A stage may declare *parts* (``Stage.parts(ctx, shards)``: completion shards, one RecBench
+  training per category). An executor may then call ``fn`` with ``ctx.part`` set, once per part,
+  in any order or at the same time, in the stage's partial folder; each part writes only its own
+  resumable files. ``fn`` with ``ctx.part`` None always finishes the stage: it does whatever
+  parts are still missing and assembles the outputs, so running the parts first changes nothing
+  but the speed (:class:`StageRunner` ``prepare`` / ``run_part`` / ``execute``).
 """
 
 from __future__ import annotations
@@ -212,6 +218,7 @@ class StageContext:
     inputs: dict[str, Path]
     show_progress: bool = True
     notes: dict[str, Any] = field(default_factory=dict)
+    part: str | None = None
 
     def progress(
         self,
@@ -236,16 +243,22 @@ class StageContext:
 
 
 StageFn = Callable[[StageContext], Mapping[str, int] | None]
+PartsFn = Callable[[StageContext, int], Sequence[str]]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One unit of work: ``fn(ctx)`` fills ``ctx.out`` and returns counts for the manifest."""
+    """One unit of work: ``fn(ctx)`` fills ``ctx.out`` and returns counts for the manifest.
+
+    ``parts``, when given, names the independent pieces an executor may run apart (see the
+    module docstring); its int argument is the number of shards the executor asks for.
+    """
 
     name: str
     fn: StageFn
     config: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
+    parts: PartsFn | None = None
 
     def __post_init__(self) -> None:
         check_stage_name(self.name)
@@ -306,12 +319,25 @@ class StageRunner:
             {"stage": stage.name, "config": config_hash(stage.config), "inputs": deps}
         )
 
-    def run(self, stage: Stage) -> StageResult:
-        """Run one stage unless its manifest is current.
+    def partial(self, name: str) -> Path:
+        """The folder stage ``name`` runs in."""
+        final = self.path(name)
+        return final.with_name(final.name + PARTIAL)
 
-        A stage's own errors come back as ``failed`` results, never raised (KeyboardInterrupt and
-        SystemExit pass through).
-        """
+    def context(self, stage: Stage, part: str | None = None) -> StageContext:
+        """The context ``stage.fn`` sees (its partial folder must have been prepared)."""
+        return StageContext(
+            stage.name,
+            self.partial(stage.name),
+            self.run_dir,
+            {d: self.path(d) for d in stage.inputs},
+            self.show_progress,
+            part=part,
+        )
+
+    def prepare(self, stage: Stage) -> StageResult | StageContext:
+        """The result of a stage that need not run (needs a missing input, or is up to date;
+        recorded), else its context with the partial folder ready (a stale one removed)."""
         start = time.perf_counter()
         missing = [
             d
@@ -320,12 +346,11 @@ class StageRunner:
         ]
         if missing:
             reason = f"needs {missing[0]}, which is {self.results[missing[0]].status}"
-            return self._finish(StageResult(stage.name, "unavailable", 0.0, reason=reason))
+            return self.record(StageResult(stage.name, "unavailable", 0.0, reason=reason))
         fingerprint = self.fingerprint(stage)
-        final = self.path(stage.name)
         man = self.manifest(stage.name)
         if man is not None and man.get("fingerprint") == fingerprint:
-            return self._finish(
+            return self.record(
                 StageResult(
                     stage.name,
                     "skipped",
@@ -334,24 +359,34 @@ class StageRunner:
                     fingerprint=fingerprint,
                 )
             )
-        partial = final.with_name(final.name + PARTIAL)
+        partial = self.partial(stage.name)
         marker = partial / FINGERPRINT
         if partial.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
             shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
-        if not (partial / MANIFEST).exists():
+        if not marker.exists():
             atomic_write_text(marker, fingerprint + "\n")
-            ctx = StageContext(
-                stage.name,
-                partial,
-                self.run_dir,
-                {d: self.path(d) for d in stage.inputs},
-                self.show_progress,
-            )
+        return self.context(stage)
+
+    def run_part(self, stage: Stage, part: str) -> None:
+        """Run one part of a prepared stage (its errors are raised)."""
+        stage.fn(self.context(stage, part))
+
+    def execute(self, stage: Stage, start: float | None = None) -> StageResult:
+        """Finish a prepared stage: run ``fn``, write the manifest, move the folder into place.
+
+        A stage's own errors come back as ``failed`` results, never raised (KeyboardInterrupt and
+        SystemExit pass through). The result is recorded.
+        """
+        start = time.perf_counter() if start is None else start
+        fingerprint = self.fingerprint(stage)
+        final, partial = self.path(stage.name), self.partial(stage.name)
+        if not (partial / MANIFEST).exists():
+            ctx = self.context(stage)
             try:
                 counts = dict(stage.fn(ctx) or {})
             except StageUnavailableError as err:
-                return self._finish(
+                return self.record(
                     StageResult(
                         stage.name, "unavailable", time.perf_counter() - start, reason=str(err)
                     )
@@ -360,7 +395,7 @@ class StageRunner:
                 atomic_write_text(partial / "error.txt", traceback.format_exc())
                 first = (str(err).splitlines() or [""])[0]
                 reason = f"failed: {type(err).__name__}: {first} (see {partial / 'error.txt'})"
-                return self._finish(
+                return self.record(
                     StageResult(stage.name, "failed", time.perf_counter() - start, reason=reason)
                 )
             duration = time.perf_counter() - start
@@ -383,7 +418,7 @@ class StageRunner:
         os.replace(partial, final)
         (final / FINGERPRINT).unlink(missing_ok=True)
         man = self.manifest(stage.name) or {}
-        return self._finish(
+        return self.record(
             StageResult(
                 stage.name,
                 "ran",
@@ -393,11 +428,18 @@ class StageRunner:
             )
         )
 
+    def run(self, stage: Stage) -> StageResult:
+        """Run one stage unless its manifest is current (:meth:`prepare` + :meth:`execute`)."""
+        start = time.perf_counter()
+        ready = self.prepare(stage)
+        return ready if isinstance(ready, StageResult) else self.execute(stage, start)
+
     def run_all(self, stages: Sequence[Stage]) -> list[StageResult]:
         """Run ``stages`` in order (inputs first) and return their results."""
         return [self.run(stage) for stage in stages]
 
-    def _finish(self, result: StageResult) -> StageResult:
+    def record(self, result: StageResult) -> StageResult:
+        """Keep ``result`` (stages that need a failed one become unavailable) and log it."""
         self.results[result.name] = result
         counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
         detail = {

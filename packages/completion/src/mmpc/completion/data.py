@@ -58,6 +58,9 @@ class CompletionDataModule(LightningDataModule):
         limit: only the first ``limit`` items (in sorted id order) of the selection.
         batch_size: items per batch.
         num_workers: DataLoader workers (covers are decoded in the workers).
+        shard / num_shards: complete only the batches ``b`` with ``b % num_shards == shard``,
+            batches counted over the whole selection, so every shard's batches are those of an
+            unsharded run and the shards together cover the selection once.
     """
 
     def __init__(
@@ -70,12 +73,16 @@ class CompletionDataModule(LightningDataModule):
         limit: int | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
+        shard: int = 0,
+        num_shards: int = 1,
     ) -> None:
         super().__init__()
         if task not in ("i2t", "t2i"):
             raise ValueError(f"unknown task {task!r}: expected 'i2t' or 't2i'")
         if batch_size < 1 or (limit is not None and limit < 0):
             raise ValueError(f"batch_size must be >= 1 and limit >= 0 (got {batch_size}, {limit})")
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard {shard} is not in [0, num_shards={num_shards})")
         self.catalog_root = catalog
         self.task = task
         self.sample = sample
@@ -84,6 +91,7 @@ class CompletionDataModule(LightningDataModule):
         self.limit = limit
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.shard, self.num_shards = shard, num_shards
         self.catalog: Catalog | None = None
         self.sample_ids: list[str] = []
         self._skip: set[str] = set()
@@ -112,8 +120,12 @@ class CompletionDataModule(LightningDataModule):
 
     @property
     def pending_ids(self) -> list[str]:
-        """The selection minus the skipped items, in order."""
-        return [i for i in self.sample_ids if i not in self._skip]
+        """This shard's part of the selection minus the skipped items, in order."""
+        return [
+            item
+            for k, item in enumerate(self.sample_ids)
+            if (k // self.batch_size) % self.num_shards == self.shard and item not in self._skip
+        ]
 
     def predict_dataloader(self) -> DataLoader:
         if self.catalog is None:

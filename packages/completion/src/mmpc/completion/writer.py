@@ -5,6 +5,7 @@ Layout (docs/CONTRACTS.md)::
     <run>/completion/<completer>/<task>/records.jsonl      merged records, one JSON object a line
     <run>/completion/<completer>/<task>/images/<id>.png     t2i renders
     <run>/completion/<completer>/<task>/parts/rank<k>.jsonl records appended by process k
+    <run>/completion/<completer>/<task>/parts/<part>.jsonl  records of a named shard (no merge)
     <run>/completion/<completer>/<task>/run_config.json     what produced them (checked on resume)
     <run>/completion/<completer>/<task>/summary.json        counts after the last finished run
 
@@ -115,7 +116,7 @@ def repair_jsonl(path: Path) -> int:
 
 
 def _sources(out: Path) -> list[Path]:
-    parts = sorted((out / PARTS).glob("rank*.jsonl")) if (out / PARTS).is_dir() else []
+    parts = sorted((out / PARTS).glob("*.jsonl")) if (out / PARTS).is_dir() else []
     return [out / RECORDS, *parts]
 
 
@@ -187,11 +188,17 @@ class CompletionWriter(BasePredictionWriter):
 
     Args:
         run_dir: the run folder.
+        part: a shard's name (e.g. ``shard0-of-4``, one process of a scheduler such as Ray):
+            records go to ``parts/<part>.jsonl`` and nothing is merged on teardown; a later
+            run without ``part`` merges every part. None: one part per rank, merged on teardown.
     """
 
-    def __init__(self, run_dir: str = "runs/default") -> None:
+    def __init__(self, run_dir: str = "runs/default", part: str | None = None) -> None:
         super().__init__(write_interval="batch")
+        if part is not None and not _SAFE_NAME.match(part):
+            raise ValueError(f"writer part {part!r} is not a plain file name ([A-Za-z0-9._-])")
         self.run_dir = run_dir
+        self.part = part
         self.out: Path | None = None
         self._part: Path | None = None
         self._skipped = 0
@@ -218,7 +225,8 @@ class CompletionWriter(BasePredictionWriter):
                     "use another completer name or run folder"
                 )
         trainer.strategy.barrier("mmpc-writer-check")
-        self.out, self._part = out, out / PARTS / f"rank{rank}.jsonl"
+        self.out = out
+        self._part = out / PARTS / f"{self.part or f'rank{rank}'}.jsonl"
         done = read_records(out)
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "skip_items"):
@@ -275,7 +283,7 @@ class CompletionWriter(BasePredictionWriter):
             os.fsync(fh.fileno())
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "predict" or self.out is None:
+        if stage != "predict" or self.out is None or self.part is not None:
             return
         self._prepare(trainer, pl_module)  # nothing was left to predict: the loop was skipped
         trainer.strategy.barrier("mmpc-writer-merge")

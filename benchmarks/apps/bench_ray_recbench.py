@@ -1,0 +1,101 @@
+"""The demo bench's RecBench stages: the Ray executor against the local one, side by side.
+
+Usage (as root; the script moves itself into a private network namespace before Ray starts)::
+
+    uv run python benchmarks/apps/bench_ray_recbench.py [--runs-dir /tmp/mmpc-bench-ray]
+        [--config apps/configs/bench/demo.yaml] [--cpus 2]
+
+Every stage before RecBench (catalogue, completion, CQBench, features) runs once with the local
+executor (kept in ``--runs-dir``, so a second call reuses it). Then two copies of that run folder
+without RecBench are finished: one by the local executor with ``--cpus`` torch threads (one
+training at a time, today's behaviour) and one by ``--executor ray`` with a local Ray of
+``--cpus`` CPUs and one single-thread training per CPU. The RecBench time of each and the Ray
+start-up time (printed apart, not in the Ray figure) come from this one run; the report stage is
+left out of both. Target on the 2-core development machine: Ray ≥ 1.4× faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from mmpc.apps.bench.config import BenchConfig, TaskResources
+from mmpc.apps.bench.executor import (
+    LocalExecutor,
+    RayExecutor,
+    isolated_command,
+    loopback_only,
+)
+from mmpc.apps.bench.pipeline import build_stages, run_dir
+from mmpc.apps.bench_cli import parse_config
+
+
+def _time_recbench(cfg: BenchConfig, base: Path, executor: str, cpus: int) -> tuple[float, float]:
+    """Copy ``base`` without RecBench, finish it with ``executor``; (seconds, Ray start-up)."""
+    cfg = replace(cfg, name=f"{cfg.name}-{executor}")
+    rdir = run_dir(cfg)
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    shutil.copytree(base, rdir, ignore=shutil.ignore_patterns("recbench", "report", "logs"))
+    stages = build_stages(cfg)
+    start = time.perf_counter()
+    if executor == "local":
+        import torch
+
+        torch.set_num_threads(cpus)
+        results = LocalExecutor(rdir, show_progress=False).run(stages)
+        startup = 0.0
+    else:
+        resources = {**cfg.ray.resources, "recbench": TaskResources(num_cpus=1)}
+        cfg = replace(cfg, executor="ray", ray=replace(cfg.ray, num_cpus=cpus, resources=resources))
+        ray_exec = RayExecutor(cfg, rdir, show_progress=False)
+        results = ray_exec.run(stages)
+        startup = ray_exec.startup_s
+    wall = time.perf_counter() - start - startup
+    bad = [r.name for r in results if r.status not in ("ran", "skipped")]
+    ran = [r for r in results if r.status == "ran"]
+    if bad or not all(r.name.startswith("recbench/") for r in ran):
+        raise SystemExit(f"{executor}: unexpected stage results {bad or [r.name for r in ran]}")
+    return wall, startup
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="apps/configs/bench/demo.yaml")
+    parser.add_argument("--runs-dir", default="/tmp/mmpc-bench-ray")
+    parser.add_argument("--cpus", type=int, default=2)
+    args = parser.parse_args()
+    if not loopback_only():
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            raise SystemExit("run as root (the benchmark starts Ray in `unshare -n`)")
+        sys.stdout.flush()
+        os.execvp("unshare", isolated_command([sys.executable, *sys.orig_argv[1:]]))
+    cfg, _, _ = parse_config(["--config", args.config, f"--runs_dir={args.runs_dir}"])
+    base = run_dir(cfg)
+    upstream = [s for s in build_stages(cfg) if not s.name.startswith("recbench/")]
+    start = time.perf_counter()
+    LocalExecutor(base, show_progress=False).run(upstream)
+    print(f"stages before RecBench (run or reused): {time.perf_counter() - start:.1f} s")
+    trainings = sum(s.name.startswith("recbench/") for s in build_stages(cfg))
+    local, _ = _time_recbench(cfg, base, "local", args.cpus)
+    ray_s, startup = _time_recbench(cfg, base, "ray", args.cpus)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "
+        f"{os.getloadavg()[0]:.1f} (shared with other jobs unless idle)"
+    )
+    print(f"RecBench, {trainings} trainings:")
+    print(f"  local executor, one {args.cpus}-thread training at a time: {local:8.1f} s")
+    print(f"  Ray executor, {args.cpus} single-thread trainings at a time: {ray_s:8.1f} s")
+    print(f"  Ray start-up (not in the figure above):               {startup:8.1f} s")
+    print(f"  speed-up: {local / ray_s:.2f}x ({local / (ray_s + startup):.2f}x with start-up)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
