@@ -341,6 +341,7 @@ class StageRunner:
         partial.mkdir(parents=True, exist_ok=True)
         if not (partial / MANIFEST).exists():
             atomic_write_text(marker, fingerprint + "\n")
+            (partial / "error.txt").unlink(missing_ok=True)  # from an attempt that failed
             ctx = StageContext(
                 stage.name,
                 partial,
