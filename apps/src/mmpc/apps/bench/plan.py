@@ -104,7 +104,7 @@ def make_plan(cfg: BenchConfig) -> Plan:
             + f", assumed {secs:g} s/item"
         )
     conds = {
-        t: sum(task in c.tasks for c in cfg.completers)
+        t: sum(t in c.tasks for c in cfg.completers)
         + sum(g.task == t for g in cfg.grpo)
         + len(cfg.features.imputation)
         for t in TASKS
