@@ -96,6 +96,9 @@ def test_grpo_stages_sit_between_the_catalogue_and_the_plus_grpo_completion() ->
     cfg, _, _ = bench_cli.parse_config(["--config", str(TINY)])
     stages = {s.name: s for s in build_stages(cfg)}
     assert stages["grpo/smollm2-retrieval/t2i"].inputs == ("catalog",)
+    # the GRPO YAML's content, not only its path, is part of the fingerprint
+    settings = stages["grpo/smollm2-retrieval/t2i"].config["settings"]
+    assert settings["model"]["rewards"]["image_similarity"]["init_args"]["scale"] == 4.0
     assert stages["complete/smollm2-retrieval+grpo/t2i"].inputs == (
         "catalog",
         "grpo/smollm2-retrieval/t2i",

@@ -27,7 +27,7 @@ from pathlib import Path
 from mmpc.apps.bench.complete import complete_stage, records_dir
 from mmpc.apps.bench.config import BenchConfig, CompleterConfig, GRPORunConfig
 from mmpc.apps.bench.cq import cqbench_stage
-from mmpc.apps.bench.grpo import check_run, grpo_stage, tuned_completer
+from mmpc.apps.bench.grpo import check_run, grpo_settings, grpo_stage, tuned_completer
 from mmpc.apps.bench.rec import (
     completer_condition_stage,
     gt_features_stage,
@@ -109,7 +109,7 @@ def grpo_stages(
             Stage(
                 run.stage_name,
                 grpo_stage(run, cfg.accelerator, cat_dir),
-                {"grpo": asdict(run), "completer": asdict(comp)},
+                {"grpo": asdict(run), "settings": grpo_settings(run), "completer": asdict(comp)},
                 ("catalog",),
             )
         )
