@@ -231,7 +231,8 @@ class GRPOModule(LightningModule):
     def perceive(self, rows: list[Mapping[str, Any]]) -> list[Perception]:
         """The offline stand-in's probe reading of each row's cover (cached per item)."""
         new = {r["item_id"]: r["image"] for r in rows if r["item_id"] not in self._seen}
-        self._seen.update(zip(new, self.probe.perceive(list(new.values())), strict=True))
+        if new:
+            self._seen.update(zip(new, self.probe.perceive(list(new.values())), strict=True))
         return [self._seen[r["item_id"]] for r in rows]
 
     def _prompt_texts(self, rows: list[Mapping[str, Any]]) -> list[str]:
