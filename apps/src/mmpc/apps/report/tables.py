@@ -442,7 +442,7 @@ def grpo_before_after_tables(inp: ReportInputs) -> list[Table]:
         sub = sub[sub["completer"].isin([run.completer, run.tuned])]
         summary = two_level_summary(sub, "completer", "category", [m.key for m in metrics])
         rows, shown = {}, {}
-        for who, label in ((run.completer, "before"), (run.tuned, "after (GRPO)")):
+        for who, label in ((run.completer, "before"), (run.tuned, "after GRPO")):
             name = f"{who} ({label})"
             rows[name] = {m.key: summary.loc[who, (m.key, "mean")] for m in metrics}
             shown[name] = {
