@@ -6,8 +6,10 @@ Usage::
         [--runs-dir /tmp/mmpc-bench-demo] [--keep]
 
 Everything is measured in this one run: the wall time of the whole ``mmpc bench`` command and
-each stage's duration from its manifest, summed per stage kind (catalog, complete, cqbench,
-features, recbench, report). The target is the whole demo within 10 minutes on 2 CPU cores.
+each stage's duration from its manifest, summed per stage kind (catalog, complete, grpo, cqbench,
+features, recbench, report), and each GRPO stage's seconds per step (its duration, model loading
+and the reward set-up included, over its steps). The target is the whole demo within 10 minutes
+on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def main() -> int:
     print(f"{'stage kind':<12}{'stages':>8}{'seconds':>10}")
     for kind, secs in kinds.items():
         print(f"{kind:<12}{counts[kind]:>8}{secs:>10.1f}")
+    for name, info in status.items():
+        steps = int(info.get("counts", {}).get("steps", 0))
+        if name.startswith("grpo/") and info["status"] == "ran" and steps:
+            secs = float(info["duration_s"])
+            print(f"{name}: {steps} steps in {secs:.1f} s = {secs / steps:.1f} s/step")
     not_ran = {k: v["status"] for k, v in status.items() if v["status"] not in ("ran", "skipped")}
     print(
         f"whole bench (incl. report): {wall:.1f} s, exit code {code}; "

@@ -1,6 +1,7 @@
 """`mmpc bench` end to end on the tiny preset: killed mid-stage, restarted, every table and figure
-present with numbers; a finished stage re-run from scratch gives the same results; dry-run plans;
-`mmpc report RUN`."""
+present with numbers (the GRPO section and the `+grpo` completer included); a finished stage re-run
+from scratch gives the same results; the GRPO stage stopped mid-training resumes from its
+checkpoint; dry-run plans; `mmpc report RUN`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 
 from mmpc.apps import bench_cli, cli, report_cli
-from mmpc.apps.bench.stages import MANIFEST
+from mmpc.apps.bench.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
+from mmpc.apps.bench.stages import MANIFEST, Stage, StageRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "apps" / "configs" / "bench"
@@ -92,6 +95,7 @@ def test_every_table_and_figure_exists_and_holds_numbers(
         "spearman",
         "counts",
         "stage_times",
+        "grpo_t2i_smollm2-retrieval",
     ]
     for key in tables:
         assert _finite_numbers(report / f"{key}.csv") > 0, key
@@ -102,6 +106,7 @@ def test_every_table_and_figure_exists_and_holds_numbers(
         "heatmap_t2i",
         "quality_vs_impact_i2t",
         "quality_vs_impact_t2i",
+        "grpo_rewards_t2i_smollm2-retrieval",
     ]
     for key in figures:
         assert (report / f"{key}.png").stat().st_size > 5000, key
@@ -114,6 +119,22 @@ def test_every_table_and_figure_exists_and_holds_numbers(
     assert "BERTScore (MiniLM)" in html and "ST-LPIPS" in html
     cq = pd.read_csv(run / "cqbench" / "retrieval-histogram" / "i2t" / "metrics.csv")
     assert len(cq) == 30 and cq["cosine"].between(0, 1).all()
+    # the GRPO-tuned writer is a completer like the others: CQBench and RecBench rows
+    t2i = pd.read_csv(report / "rec_overall_t2i.csv", index_col=0)
+    assert {"smollm2-retrieval", "smollm2-retrieval+grpo"} <= set(t2i.index)
+    cq_t2i = pd.read_csv(report / "cq_completer_t2i.csv", index_col=0, header=[0, 1])
+    assert "smollm2-retrieval+grpo" in cq_t2i.index
+    counts = pd.read_csv(report / "counts.csv", index_col=0)
+    assert {"smollm2-retrieval", "smollm2-retrieval+grpo"} <= set(counts["completer"])
+    assert "parse_failures" in counts
+    md = (report / "report.md").read_text()
+    assert "Table 8: T→I before vs after GRPO, smollm2-retrieval" in md
+    assert "Tables 7 and 9 (I→T): no GRPO stage ran for I→T in this run." in md
+    log = pd.read_csv(run / "grpo" / "smollm2-retrieval" / "t2i" / "metrics.csv")
+    assert log["step"].tolist() == [0, 1]
+    adapter = run / "grpo" / "smollm2-retrieval" / "t2i" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert not (run / "grpo" / "smollm2-retrieval" / "t2i" / CHECKPOINTS).exists()
 
 
 @pytest.mark.slow
@@ -142,7 +163,12 @@ def test_every_bench_config_plans_through_the_cli(
     assert "totals:" in out and "accelerator-hours" in out
     if name == "paper":
         # 6 MLLMs × 2 tasks × 9 categories × 1,000 items; 3 models × (1 + 9 + 9) × 9 categories.
-        assert "108000 generations, 54000 renders, 513 recommender trainings" in out
+        # + GRPO of Qwen2.5-VL-7B on both tasks: 2 × 9,000 re-completions (+ 9,000 renders),
+        # 3 models × (1 + 10 + 10) × 9 categories trainings, 2 × 2,000 GRPO steps.
+        assert (
+            "126000 generations, 63000 renders, 567 recommender trainings, 4000 GRPO steps" in out
+        )
+        assert "grpo qwen2.5-vl-7b/i2t: 2000 steps (group size 16)" in out
 
 
 @pytest.mark.slow
@@ -178,10 +204,61 @@ def test_stage_graph_of_tiny_config() -> None:
     )
     assert stages["features/i2t/imp-knn"].inputs == ("catalog", "features/gt")
     rec = [n for n in stages if n.startswith("recbench/")]
-    # VBPR × 1 seed × (GT + I→T: 1 completer + 2 imputations + T→I: the same) = 7 runs.
-    assert len(rec) == 7 and "recbench/VBPR/gt/seed0" in rec
+    # VBPR × 1 seed × (GT + I→T: 1 completer + 2 imputations + T→I: 2 completers (one of
+    # them "+grpo") + 2 imputations) = 8 runs.
+    assert len(rec) == 8 and "recbench/VBPR/gt/seed0" in rec
     assert stages["recbench/VBPR/t2i/imp-mean/seed0"].inputs[-1] == "features/t2i/imp-mean"
     seen: set[str] = set()
     for stage in stages.values():  # every input is built before the stage that reads it
         assert set(stage.inputs) <= seen, stage.name
         seen.add(stage.name)
+
+
+class _StopBeforeStep(L.Callback):
+    """Raises before step ``step``, i.e. after step ``step - 1``'s checkpoint was written."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"stopped before step {self.step}")
+
+
+@pytest.mark.slow
+def test_grpo_stage_stopped_mid_training_resumes_from_its_checkpoint(
+    killed_and_resumed: tuple[Path, str, list[str]], tmp_path: Path
+) -> None:
+    """The tiny bench's GRPO run, stopped in-process before its step 1 and run again: the second
+    attempt starts from ``checkpoints/last.ckpt`` (step 1), no step runs twice, the log is
+    continuous and ends at max_steps, and every logged value equals the uninterrupted run's (the
+    bench's own, in the fixture), so the data order, the RNG and the optimiser resumed exactly."""
+    run, _, args = killed_and_resumed
+    cfg, _, _ = bench_cli.parse_config(args)
+    spec = cfg.grpo[0]
+    assert spec.max_steps == 2
+    catalog = run / "catalog" / "catalogue"
+    runner = StageRunner(tmp_path, show_progress=False, log=lambda line: None)
+
+    def stage(*callbacks: object) -> Stage:
+        return Stage(spec.stage_name, grpo_stage(spec, "cpu", lambda ctx: catalog, callbacks))
+
+    first = runner.run(stage(_StopBeforeStep(1)))
+    assert first.status == "failed" and "stopped before step 1" in first.reason
+    partial = tmp_path / f"{spec.stage_name}.partial"
+    assert checkpoint_step(partial / CHECKPOINTS / LAST) == 1
+    second = runner.run(stage())
+    assert second.status == "ran", second.reason
+    assert second.counts == {"steps": 2, "logged_steps": 2, "attempts": 2}
+    out = tmp_path / spec.stage_name
+    assert runner.manifest(spec.stage_name)["notes"]["resumed_from_step"] == 1
+    attempts = [pd.read_csv(out / "logs" / f"version_{k}" / "metrics.csv") for k in (0, 1)]
+    assert attempts[0]["step"].tolist() == [0]
+    assert attempts[1]["step"].tolist() == [1]  # resumed at step 1: step 0 not re-run
+    merged = pd.read_csv(out / "metrics.csv")
+    assert merged["step"].tolist() == [0, 1]
+    reference = pd.read_csv(run / spec.stage_name / "metrics.csv")
+    cols = [c for c in reference if c.startswith("train/")]
+    assert "train/reward" in cols and "train/loss" in cols
+    pd.testing.assert_frame_equal(merged[cols], reference[cols], rtol=1e-4, atol=1e-6)
+    assert not (out / "error.txt").exists() and not (out / CHECKPOINTS).exists()

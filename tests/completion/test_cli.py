@@ -10,6 +10,7 @@ import pytest
 from mmpc.apps import cli as dispatcher
 from mmpc.apps.complete_cli import main
 from mmpc.completion.catalog import Catalog
+from mmpc.completion.writer import RUN_CONFIG
 
 CONFIGS = Path(__file__).resolve().parents[2] / "apps" / "configs" / "completion"
 PAPER = sorted(p for p in CONFIGS.glob("*.yaml") if p.stem.startswith(("qwen", "gemma")))
@@ -87,6 +88,26 @@ def test_offline_retrieval_i2t_config(tiny_catalog: Catalog, tmp_path: Path) -> 
     assert dispatcher.main(["complete", *args]) == 0
     [record] = _records(tmp_path, "retrieval-baseline", "i2t")
     assert record["error"] is None and record["output"] in set(tiny_catalog.items["title"])
+
+
+def test_offline_vlm_i2t_config(tiny_catalog: Catalog, tiny_llm: Path, tmp_path: Path) -> None:
+    config = CONFIGS / "offline-vlm_i2t.yaml"
+    args = [
+        "predict",
+        "--config",
+        str(config),
+        *_common(tiny_catalog, tmp_path),
+        f"--model.generator.init_args.model={tiny_llm}",
+        f"--model.generator.init_args.cache_dir={tmp_path / 'cache'}",
+        '--model.generator.init_args.generation={"max_new_tokens": 6}',
+    ]
+    assert dispatcher.main(["complete", *args]) == 0
+    [record] = _records(tmp_path, "offline-vlm-smollm2", "i2t")
+    assert record["raw"].startswith('{"title": "')  # the prefill opens the decoded answer
+    fingerprint = json.loads(
+        (tmp_path / "completion" / "offline-vlm-smollm2" / "i2t" / RUN_CONFIG).read_text()
+    )
+    assert "offline stand-in" in fingerprint["generator"]["stand_in"]
 
 
 def test_offline_smollm2_t2i_config(tiny_catalog: Catalog, tiny_llm: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_grpo_config_is_tested() -> None:
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == [
+        "demo_i2t.yaml",  # tests/grpo/test_offline_vlm.py
         "demo_t2i.yaml",
         "paper_i2t.yaml",
         "paper_t2i.yaml",

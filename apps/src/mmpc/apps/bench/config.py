@@ -213,6 +213,48 @@ class RayConfig:
 
 
 @dataclass
+class GRPORunConfig:
+    """One GRPO run of the bench: a LoRA adapter for ``completer`` on ``task``.
+
+    The stage ``grpo/<completer>/<task>`` trains the adapter on the catalogue's GRPO sample;
+    the derived completer ``<completer>+grpo`` (the same generator spec plus
+    ``adapter: <stage>/adapter``) then completes the CQBench sample like every other completer.
+
+    Attributes:
+        completer: one of ``completers``: its generator is the model the adapter is trained for.
+        task: ``i2t`` or ``t2i`` (one of the completer's tasks).
+        config: a ``mmpc grpo fit`` YAML (e.g. ``apps/configs/grpo/demo_t2i.yaml``, relative to
+            the working folder or the checkout); its ``model:`` and ``data:`` sections are used,
+            its ``trainer:`` section is not (the bench owns training length, logging, checkpoints).
+        model: ``GRPOModule`` init args that override the YAML's (e.g. ``group_size``).
+        data: ``GRPODataModule`` init args that override the YAML's (e.g. ``batch_size``).
+        max_steps: optimiser steps of the run.
+        checkpoint_every_n_steps: how often ``<stage>/checkpoints/last.ckpt`` is rewritten (the
+            point a killed run resumes from).
+        seconds_per_step: accelerator seconds per step, used only by ``--dry-run``'s estimate.
+    """
+
+    completer: str
+    task: str = "i2t"
+    config: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 100
+    checkpoint_every_n_steps: int = 1
+    seconds_per_step: float = 0.0
+
+    @property
+    def tuned_name(self) -> str:
+        """The derived completer's name, ``<completer>+grpo``."""
+        return f"{self.completer}+grpo"
+
+    @property
+    def stage_name(self) -> str:
+        """``grpo/<completer>/<task>``."""
+        return f"grpo/{self.completer}/{self.task}"
+
+
+@dataclass
 class BenchConfig:
     """The whole study. The run folder is ``runs_dir/name``.
 
@@ -226,9 +268,18 @@ class BenchConfig:
     accelerator: str = "cpu"
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     completers: list[CompleterConfig] = field(default_factory=list)
+    grpo: list[GRPORunConfig] = field(default_factory=list)
     cqbench: CQBenchConfig = field(default_factory=CQBenchConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     recbench: RecBenchConfig = field(default_factory=RecBenchConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = field(default_factory=RayConfig)
+
+    def completer(self, name: str) -> CompleterConfig:
+        """The completer called ``name`` (ValueError naming the known ones otherwise)."""
+        for comp in self.completers:
+            if comp.name == name:
+                return comp
+        known = [c.name for c in self.completers]
+        raise ValueError(f"grpo: completer {name!r} is not one of the completers {known}")

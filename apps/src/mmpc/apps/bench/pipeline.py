@@ -4,6 +4,8 @@
 
     catalog                                   the catalogue (synthetic preset, or a given folder)
     complete/<completer>/<task>               completion records (+ renders) of the CQBench sample
+    grpo/<completer>/<task>                   a LoRA adapter trained on the GRPO sample
+    complete/<completer>+grpo/<task>          the CQBench sample completed again with the adapter
     cqbench/<completer>/<task>                per-item content-quality metrics
     features/gt                               every item's text + image features
     features/<task>/<condition>               replacement rows of the masked items
@@ -11,18 +13,21 @@
     recbench/<model>/<task>/<condition>/seed<k>
     report                                    report.md, report.html, CSV tables, PNG figures
 
-Conditions of a task are its completers and the imputation baselines (``imp-<method>``).
+Conditions of a task are its completers (``<completer>+grpo`` included) and the imputation
+baselines (``imp-<method>``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from mmpc.apps.bench.complete import complete_parts, complete_stage, records_dir
-from mmpc.apps.bench.config import BenchConfig
+from mmpc.apps.bench.config import BenchConfig, CompleterConfig, GRPORunConfig
 from mmpc.apps.bench.cq import cqbench_stage
+from mmpc.apps.bench.grpo import check_run, grpo_settings, grpo_stage, tuned_completer
 from mmpc.apps.bench.rec import (
     completer_condition_stage,
     gt_features_stage,
@@ -86,7 +91,43 @@ def _catalog_stage(cfg: BenchConfig) -> Stage:
 def conditions(cfg: BenchConfig, task: str) -> list[tuple[str, str]]:
     """``(condition name, kind)`` of ``task``: its completers, then the imputation baselines."""
     out = [(c.name, "completer") for c in cfg.completers if task in c.tasks]
+    out += [(g.tuned_name, "completer") for g in cfg.grpo if g.task == task]
     return out + [(f"imp-{m}", "imputation") for m in cfg.features.imputation]
+
+
+def grpo_stages(
+    cfg: BenchConfig,
+    cat_dir: Callable[[StageContext], Path],
+    cq_stage: Callable[[str, str, str], Stage],
+) -> list[Stage]:
+    """Per GRPO run: ``grpo/<c>/<task>``, then ``complete/<c>+grpo/<task>`` and its CQBench."""
+    stages = []
+    for run in cfg.grpo:
+        comp = cfg.completer(run.completer)
+        check_run(run, comp)
+        stages.append(
+            Stage(
+                run.stage_name,
+                grpo_stage(run, cfg.accelerator, cat_dir),
+                {"grpo": asdict(run), "settings": grpo_settings(run), "completer": asdict(comp)},
+                ("catalog",),
+            )
+        )
+        name = f"complete/{run.tuned_name}/{run.task}"
+
+        def complete(ctx: StageContext, comp: CompleterConfig = comp, run: GRPORunConfig = run):
+            adapter = ctx.inputs[run.stage_name] / "adapter"
+            tuned = tuned_completer(comp, run.task, adapter)
+            return complete_stage(tuned, run.task, cfg.catalog.seed, cfg.accelerator, cat_dir)(ctx)
+
+        spec = asdict(tuned_completer(comp, run.task, None))
+        stages.append(
+            Stage(
+                name, complete, {"completer": spec, "task": run.task}, ("catalog", run.stage_name)
+            )
+        )
+        stages.append(cq_stage(name, run.tuned_name, run.task))
+    return stages
 
 
 def build_stages(cfg: BenchConfig) -> list[Stage]:
@@ -95,6 +136,17 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
 
     def cat_dir(ctx: StageContext) -> Path:
         return catalog_root(cfg, ctx.inputs.get("catalog", rdir / "catalog"))
+
+    def cq_stage(name: str, completer: str, task: str) -> Stage:
+        def rec_dir(ctx: StageContext) -> Path:
+            return records_dir(ctx.inputs[name], completer, task)
+
+        return Stage(
+            f"cqbench/{completer}/{task}",
+            cqbench_stage(cfg.cqbench, completer, task, cat_dir, rec_dir),
+            asdict(cfg.cqbench),
+            ("catalog", name),
+        )
 
     stages = [_catalog_stage(cfg)]
     for comp in cfg.completers:
@@ -109,20 +161,8 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
                     complete_parts(comp, cat_dir),
                 )
             )
-
-            def rec_dir(
-                ctx: StageContext, n: str = name, c: str = comp.name, t: str = task
-            ) -> Path:
-                return records_dir(ctx.inputs[n], c, t)
-
-            stages.append(
-                Stage(
-                    f"cqbench/{comp.name}/{task}",
-                    cqbench_stage(cfg.cqbench, comp.name, task, cat_dir, rec_dir),
-                    asdict(cfg.cqbench),
-                    ("catalog", name),
-                )
-            )
+            stages.append(cq_stage(name, comp.name, task))
+    stages += grpo_stages(cfg, cat_dir, cq_stage)
     feat_cfg = asdict(cfg.features)
     stages.append(
         Stage(

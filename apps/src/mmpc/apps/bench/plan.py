@@ -2,7 +2,8 @@
 
 Counts come from the configuration (and the catalogue's sample sizes: the given folder's, else
 the synthetic preset's). The estimate is ``Σ items × seconds_per_item[task]`` over completers
-and tasks, plus ``trainings × categories × expected_epochs × seconds_per_epoch`` for RecBench;
+and tasks (the ``+grpo`` re-completions included), plus ``max_steps × seconds_per_step`` per GRPO
+run, plus ``trainings × categories × expected_epochs × seconds_per_epoch`` for RecBench;
 metrics and feature extraction are left out (minutes, not hours, at the paper's scale). Every
 assumption is printed beside the number.
 
@@ -38,10 +39,12 @@ class Plan:
     completion_hours: float
     recbench_hours: float
     lines: list[str]
+    grpo_steps: int = 0
+    grpo_hours: float = 0.0
 
     @property
     def total_hours(self) -> float:
-        return self.completion_hours + self.recbench_hours
+        return self.completion_hours + self.grpo_hours + self.recbench_hours
 
 
 def _sample_sizes(cfg: BenchConfig) -> tuple[int, int]:
@@ -87,8 +90,31 @@ def make_plan(cfg: BenchConfig) -> Plan:
                 + (f" + {n_items} renders" if task == "t2i" else "")
                 + f", assumed {secs:g} s/item"
             )
+    grpo_steps = 0
+    grpo_s = 0.0
+    for run in cfg.grpo:
+        comp = cfg.completer(run.completer)
+        group = run.model.get("group_size", "the config's")
+        grpo_steps += run.max_steps
+        grpo_s += run.max_steps * run.seconds_per_step
+        lines.append(
+            f"  grpo {run.completer}/{run.task}: {run.max_steps} steps (group size {group}), "
+            f"assumed {run.seconds_per_step:g} s/step"
+        )
+        generations += n_items
+        secs = comp.seconds_per_item.get(run.task, 0.0)
+        completion_s += n_items * secs
+        if run.task == "t2i":
+            renders += n_items
+        lines.append(
+            f"  complete {run.tuned_name}/{run.task}: {n_items} generations"
+            + (f" + {n_items} renders" if run.task == "t2i" else "")
+            + f", assumed {secs:g} s/item"
+        )
     conds = {
-        t: sum(task in c.tasks for c in cfg.completers) + len(cfg.features.imputation)
+        t: sum(t in c.tasks for c in cfg.completers)
+        + sum(g.task == t for g in cfg.grpo)
+        + len(cfg.features.imputation)
         for t in TASKS
     }
     runs_per_seed = 1 + sum(conds.values())
@@ -113,6 +139,8 @@ def make_plan(cfg: BenchConfig) -> Plan:
         completion_s / 3600,
         rec_s / 3600,
         lines,
+        grpo_steps,
+        grpo_s / 3600,
     )
 
 
@@ -163,11 +191,11 @@ def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
         f"(accelerator: {cfg.accelerator})",
         *plan.lines,
         f"totals: {plan.generations} generations, {plan.renders} renders, "
-        f"{plan.trainings} recommender trainings",
-        f"estimate: {plan.completion_hours:.1f} h completion + {plan.recbench_hours:.1f} h "
-        f"RecBench = {plan.total_hours:.1f} accelerator-hours (assumptions above: the config's "
-        "seconds_per_item and seconds_per_epoch × expected_epochs; CQBench metrics and "
-        "feature extraction not counted)",
+        f"{plan.trainings} recommender trainings, {plan.grpo_steps} GRPO steps",
+        f"estimate: {plan.completion_hours:.1f} h completion + {plan.grpo_hours:.1f} h GRPO + "
+        f"{plan.recbench_hours:.1f} h RecBench = {plan.total_hours:.1f} accelerator-hours "
+        "(assumptions above: the config's seconds_per_item, seconds_per_step and "
+        "seconds_per_epoch × expected_epochs; CQBench metrics and feature extraction not counted)",
     ]
     if gpus >= 1:
         comp_h, rec_h = wall_hours(cfg, plan, gpus)

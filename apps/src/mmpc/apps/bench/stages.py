@@ -382,6 +382,7 @@ class StageRunner:
         fingerprint = self.fingerprint(stage)
         final, partial = self.path(stage.name), self.partial(stage.name)
         if not (partial / MANIFEST).exists():
+            (partial / "error.txt").unlink(missing_ok=True)  # from an attempt that failed
             ctx = self.context(stage)
             try:
                 counts = dict(stage.fn(ctx) or {})

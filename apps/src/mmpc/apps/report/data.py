@@ -9,7 +9,9 @@ Shapes (one row per unit; metric columns are floats, NaN where a metric does not
   to both tasks (``task`` is ``"i2t"`` or ``"t2i"``, a GT run is listed once per task).
 * ``rec_users``: the same keys plus ``user_id`` and the metric columns, one row per test user
   (the vectors behind ``rec``, paired by user for the bootstrap).
-* ``grpo_log``: a GRPO CSV log (``step`` plus reward columns).
+* ``grpo_log``: a GRPO CSV log (``step`` plus reward columns) given from outside the run.
+* ``grpo_runs``: the run's own GRPO stages (:class:`GRPORun`): which completer and task, and
+  its per-step log; the tuned completer ``<completer>+grpo`` has rows in ``cq`` and ``rec``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,21 @@ class GalleryItem:
     generated_image: Path | None = None
 
 
+@dataclass(frozen=True)
+class GRPORun:
+    """One GRPO stage of the run: ``completer`` tuned on ``task`` into ``<completer>+grpo``."""
+
+    completer: str
+    task: str
+    log: pd.DataFrame | None = None
+    status: str = "ran"
+    reason: str = ""
+
+    @property
+    def tuned(self) -> str:
+        return f"{self.completer}+grpo"
+
+
 @dataclass
 class ReportInputs:
     """Everything the report shows; every part is optional so a partial run still reports."""
@@ -78,6 +95,7 @@ class ReportInputs:
     rec: pd.DataFrame | None = None
     rec_users: pd.DataFrame | None = None
     grpo_log: pd.DataFrame | None = None
+    grpo_runs: list[GRPORun] = field(default_factory=list)
     gallery: list[GalleryItem] = field(default_factory=list)
     counts: pd.DataFrame | None = None
     unavailable: dict[str, str] = field(default_factory=dict)

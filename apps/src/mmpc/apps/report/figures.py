@@ -160,6 +160,46 @@ def reward_figure(inp: ReportInputs, out: Path) -> list[Figure]:
     return [Figure("grpo_rewards", title, path, log[[*([step] if step else []), *cols]])]
 
 
+def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
+    """Fig. 5 for this run: per GRPO stage, total and per-component mean reward per step, raw
+    (thin) and as a rolling mean (thick, window ≈ a tenth of the steps)."""
+    figs = []
+    for run in inp.grpo_runs:
+        log = run.log
+        if log is None or log.empty or "train/reward" not in log or "step" not in log:
+            continue
+        parts = sorted(c for c in log if c.startswith("train/rewards/") and c.endswith("/mean"))
+        table = log.dropna(subset=["train/reward"]).groupby("step")[["train/reward", *parts]]
+        table = table.mean().sort_index()
+        window = max(1, int(np.ceil(len(table) / 10)))
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for col in table:
+            label = "total" if col == "train/reward" else col.split("/")[2]
+            (line,) = ax.plot(table.index, table[col], alpha=0.35, linewidth=1)
+            smooth = table[col].rolling(window, min_periods=1).mean()
+            ax.plot(
+                table.index,
+                smooth,
+                color=line.get_color(),
+                linewidth=2,
+                label=f"{label} (rolling {window})",
+            )
+        ax.set_xlabel("step")
+        ax.set_ylabel("mean reward")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        title = inp.label(
+            f"Fig. 5: GRPO reward curves, {run.completer} {TASK_LABELS[run.task]} "
+            f"({len(table)} steps)"
+        )
+        ax.set_title(title, fontsize=10)
+        key = f"grpo_rewards_{run.task}_{run.completer}"
+        path = out / f"{key}.png"
+        _save(fig, path)
+        figs.append(Figure(key, title, path, table))
+    return figs
+
+
 def quality_impact_figures(
     inp: ReportInputs, out: Path, impact_metric: str = "recall@20"
 ) -> list[Figure]:
@@ -197,6 +237,7 @@ def all_figures(inp: ReportInputs, out: Path) -> list[Figure]:
         radar_figures(inp, out)
         + heatmap_figures(inp, out)
         + reward_figure(inp, out)
+        + grpo_run_figures(inp, out)
         + quality_impact_figures(inp, out)
     )
     for f in figs:

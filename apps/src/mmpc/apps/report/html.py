@@ -24,6 +24,9 @@ from mmpc.apps.report.tables import (
     bootstrap_frame,
     bootstrap_table,
     cq_tables,
+    grpo_before_after_tables,
+    grpo_category_tables,
+    grpo_notes,
     rec_overall_tables,
     rec_tables,
     simple_table,
@@ -46,13 +49,14 @@ figure{margin:1em 0}figure img{max-width:100%}
 """
 
 
+GRPO_SECTION = "GRPO alignment"
 # Reading order: (section heading, table/figure key prefixes in the order shown).
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Content quality (CQBench)", ("cq_completer", "radar", "cq_category")),
     ("Recommendation impact (RecBench)", ("rec_overall", "heatmap", "rec_")),
     ("Which differences are real", ("bootstrap",)),
     ("Content quality vs recommendation impact", ("spearman", "quality_vs_impact")),
-    ("GRPO alignment", ("grpo",)),
+    (GRPO_SECTION, ("grpo_i2t", "grpo_category", "grpo_t2i", "grpo_rewards")),
     ("Run accounting", ("counts", "unavailable", "stage_times")),
 )
 
@@ -79,6 +83,8 @@ def build_tables(inp: ReportInputs, out: Path) -> list[Table]:
         atomic_write_text(out / "bootstrap.csv", boot.to_csv(index=False))
     tables.append(bootstrap_table(inp, boot))
     tables.append(spearman_table(inp))
+    tables += grpo_before_after_tables(inp)
+    tables += grpo_category_tables(inp)
     tables.append(
         simple_table(inp, "counts", "Completion counts: parse failures and skips", inp.counts)
     )
@@ -213,10 +219,14 @@ def write_report(inp: ReportInputs, out: Path) -> ReportFiles:
                 if x.key.startswith(prefix) and x.key not in placed:
                     items.append(x)
                     placed.add(x.key)
-        if not items:
+        notes = grpo_notes(inp) if heading == GRPO_SECTION else []
+        if not items and not notes:
             continue
         md += [f"## {heading}", ""]
         body.append(f"<h2 class='section'>{html.escape(heading)}</h2>")
+        for line in notes:
+            md += [line, ""]
+            body.append(f"<p>{html.escape(line)}</p>")
         for x in items:
             if isinstance(x, Table):
                 md += [f"### {x.title}", "", _md_table(x), ""]

@@ -17,6 +17,7 @@ from mmpc.apps.report.data import (
     GT,
     REC_METRICS,
     GalleryItem,
+    GRPORun,
     MetricInfo,
     ReportInputs,
 )
@@ -131,6 +132,22 @@ def _counts(run: Path, cq: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(rows).fillna(0) if rows else None
 
 
+def _grpo_runs(run: Path, config: dict[str, Any], status: dict[str, Any]) -> list[GRPORun]:
+    """The configured GRPO stages: their logs when finished, else their status and reason."""
+    out = []
+    for spec in config.get("grpo") or []:
+        completer, task = str(spec["completer"]), str(spec["task"])
+        stage = run / "grpo" / completer / task
+        info = status.get(f"grpo/{completer}/{task}", {})
+        if _finished(stage) and (stage / "metrics.csv").is_file():
+            log = pd.read_csv(stage / "metrics.csv")
+            out.append(GRPORun(completer, task, log, str(info.get("status", "ran"))))
+        else:
+            state = str(info.get("status", "not run"))
+            out.append(GRPORun(completer, task, None, state, str(info.get("reason", ""))))
+    return out
+
+
 def _gallery(run: Path, n: int) -> list[GalleryItem]:
     root = _catalog_root(run)
     if root is None or n <= 0 or not (root / "items.parquet").is_file():
@@ -216,6 +233,7 @@ def load_run(
         rec=rec,
         rec_users=users,
         grpo_log=grpo,
+        grpo_runs=_grpo_runs(run, config, status),
         gallery=_gallery(run, cfg.gallery),
         counts=_counts(run, cq),
         unavailable=unavailable,

@@ -48,13 +48,14 @@ IMAGES = "images"
 SUMMARY = "summary.json"
 RUN_CONFIG = "run_config.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_COMPLETER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # '+': e.g. ``<name>+grpo``
 
 
 def output_dir(run_dir: str | os.PathLike[str], completer: str, task: str) -> Path:
     """``<run>/completion/<completer>/<task>``; ``completer`` must be a plain folder name."""
-    if not _SAFE_NAME.match(completer) or ".." in completer:
+    if not _SAFE_COMPLETER.match(completer) or ".." in completer:
         raise ValueError(
-            f"completer name {completer!r} is not a plain folder name ([A-Za-z0-9._-])"
+            f"completer name {completer!r} is not a plain folder name ([A-Za-z0-9._+-])"
         )
     if task not in ("i2t", "t2i"):
         raise ValueError(f"unknown task {task!r}: expected 'i2t' or 't2i'")

@@ -31,6 +31,12 @@ import torch
 from lightning.pytorch import LightningModule
 
 from mmpc.completion.backends.base import BackendContext
+from mmpc.completion.backends.offline_vlm import (
+    AttributeProbe,
+    LexiconConstraint,
+    Perception,
+    offline_vlm_prompt,
+)
 from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import (
     PromptTemplate,
@@ -61,7 +67,8 @@ class GRPOModule(LightningModule):
     Args:
         model: base model folder, hub id, or ``package:<pkg>`` (see :mod:`mmpc.grpo.policy`).
         rewards: name → reward (e.g. ``json_format``, ``title_similarity``).
-        task: ``i2t`` (image → title; needs a VLM) or ``t2i`` (title → image prompt).
+        task: ``i2t`` (image → title; a VLM, or a text-only model with ``perception``) or
+            ``t2i`` (title → image prompt).
         reward_weights: name → weight of each reward in the total (default 1 each).
         template: a prompt template YAML; default the packaged template of ``task``.
         answer_prefix: text that opens every answer (an assistant "prefill", e.g.
@@ -94,6 +101,11 @@ class GRPOModule(LightningModule):
         weight_decay: AdamW weight decay.
         max_grad_norm: gradient-norm clip.
         adapter_dir: where the adapter is saved (default ``<log_dir>/adapter``).
+        perception: i2t with a text-only model: train the OFFLINE STAND-IN
+            :class:`~mmpc.completion.backends.offline_vlm.OfflineVisionLM` (``{}`` for its default
+            attribute probe, else the probe's arguments, as in that completer's config). The
+            probe is fitted on the datamodule catalogue's training items; prompts, the decoding
+            lexicon and the prefill are built by the completer's own code.
     """
 
     def __init__(
@@ -130,6 +142,7 @@ class GRPOModule(LightningModule):
         weight_decay: float = 0.0,
         max_grad_norm: float = 1.0,
         adapter_dir: str | None = None,
+        perception: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in ("i2t", "t2i"):
@@ -144,6 +157,8 @@ class GRPOModule(LightningModule):
         self.task = task
         self.policy: Policy | None = None
         self.policy_model: torch.nn.Module | None = None
+        self.probe: AttributeProbe | None = None
+        self._seen: dict[str, Perception] = {}
 
     # ----------------------------------------------------------------------------- setup
     def configure_model(self) -> None:
@@ -165,7 +180,12 @@ class GRPOModule(LightningModule):
             device_map=device_map,
         )
         if self.task == "i2t" and not self.policy.is_vlm:
-            raise ValueError(f"task 'i2t' needs a vision-language model; {hp.model!r} is text-only")
+            if hp.perception is None:
+                raise ValueError(
+                    f"task 'i2t' needs a vision-language model; {hp.model!r} is text-only (set "
+                    "perception: {} to train the offline stand-in OfflineVisionLM)"
+                )
+            self.probe = AttributeProbe(**{"cache_dir": hp.cache_dir, **hp.perception})
         self.policy_model = self.policy.model
 
     def setup(self, stage: str) -> None:
@@ -177,6 +197,11 @@ class GRPOModule(LightningModule):
         dataset = getattr(self.trainer.datamodule, "dataset", None) if self._trainer else None
         catalog = getattr(dataset, "catalog", None)
         sample = frozenset(catalog.sample("grpo")) if catalog is not None else frozenset()
+        self.configure_model()
+        if self.probe is not None:
+            if catalog is None:
+                raise ValueError("model.perception: the offline stand-in needs data.catalog")
+            self.probe.fit(catalog)
         for name, reward in self.combiner.rewards.items():
             if hasattr(reward, "setup"):
                 reward.setup(
@@ -203,17 +228,35 @@ class GRPOModule(LightningModule):
             return build_messages(self.template, image=image, title=title)
         return build_text_messages(self.template, title=title)
 
-    def encode_prompts(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        """Chat-templated, left-padded prompt tensors (plus pixel inputs for i2t) on the device."""
+    def perceive(self, rows: list[Mapping[str, Any]]) -> list[Perception]:
+        """The offline stand-in's probe reading of each row's cover (cached per item)."""
+        new = {r["item_id"]: r["image"] for r in rows if r["item_id"] not in self._seen}
+        if new:
+            self._seen.update(zip(new, self.probe.perceive(list(new.values())), strict=True))
+        return [self._seen[r["item_id"]] for r in rows]
+
+    def _prompt_texts(self, rows: list[Mapping[str, Any]]) -> list[str]:
         processor = self.policy.processor
         prefix = self.hparams.answer_prefix
-        texts = [
+        if self.probe is not None:  # exactly as OfflineVisionLM builds its prompts
+            return [
+                offline_vlm_prompt(
+                    processor, build_messages(self.template, image=r["image"]), p.caption, prefix
+                )
+                for r, p in zip(rows, self.perceive(rows), strict=True)
+            ]
+        return [
             processor.apply_chat_template(
                 self._messages(r), add_generation_prompt=True, tokenize=False
             )
             + prefix
             for r in rows
         ]
+
+    def encode_prompts(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        """Chat-templated, left-padded prompt tensors (plus pixel inputs for i2t) on the device."""
+        processor = self.policy.processor
+        texts = self._prompt_texts(rows)
         if self.policy.is_vlm:
             images = [r["image"] for r in rows] if self.task == "i2t" else None
             enc = processor(text=texts, images=images, padding=True, return_tensors="pt")
@@ -247,6 +290,14 @@ class GRPOModule(LightningModule):
         try:
             for start in range(0, len(rows), chunk):
                 enc = self.encode_prompts(rows[start : start + chunk])
+                stop: dict[str, Any] = {"eos_token_id": self._eos_ids()}
+                if self.probe is not None:  # the completer's decoding lexicon
+                    stop = LexiconConstraint(
+                        self.policy.tokenizer,
+                        [p.words for p in self.perceive(rows[start : start + chunk])],
+                        enc["input_ids"].size(1),
+                        self._eos_ids(),
+                    ).generate_kwargs()
                 out = self.policy_model.generate(
                     **enc,
                     do_sample=True,
@@ -255,8 +306,8 @@ class GRPOModule(LightningModule):
                     top_k=hp.top_k,
                     max_new_tokens=hp.max_new_tokens,
                     pad_token_id=pad_id,
-                    eos_token_id=self._eos_ids(),
                     suppress_tokens=self._placeholder_ids() or None,
+                    **stop,
                 )
                 generated = out[:, enc["input_ids"].size(1) :]  # (n, k)
                 pieces.append(generated)
@@ -270,7 +321,7 @@ class GRPOModule(LightningModule):
         produced = torch.arange(width, device=ids.device) < torch.tensor(
             lengths, device=ids.device
         ).unsqueeze(1)  # (N, K): positions the generator actually wrote
-        mask = completion_mask(ids, self._eos_ids()) * produced.long()  # (N, K)
+        mask = completion_mask(ids, stop["eos_token_id"]) * produced.long()  # (N, K)
         prefix = self.hparams.answer_prefix
         texts = [
             prefix + self.policy.tokenizer.decode(row[m.bool()], skip_special_tokens=True)

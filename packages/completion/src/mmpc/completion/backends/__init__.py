@@ -15,6 +15,7 @@ _LAZY = {
     "MLLMBackend": "mmpc.completion.backends.mllm",
     "TextLLMBackend": "mmpc.completion.backends.textllm",
     "DiffusionBackend": "mmpc.completion.backends.diffusion",
+    "OfflineVisionLM": "mmpc.completion.backends.offline_vlm",
     "RetrievalTitleBaseline": "mmpc.completion.backends.retrieval",
     "RetrievalRenderer": "mmpc.completion.backends.retrieval",
 }

@@ -82,9 +82,16 @@ class ColorHistogramEncoder:
 
 
 class STLPIPSAlexNetEncoder:
-    """Pooled, channel-normalised ST-LPIPS AlexNet features (1152-d, L2-normalised)."""
+    """Pooled, channel-normalised ST-LPIPS AlexNet features, L2-normalised.
 
-    def __init__(self, device: torch.device, image_size: int = 224) -> None:
+    Args:
+        device: where the trunk runs.
+        image_size: side of the square input.
+        grid: each layer is average-pooled over a ``grid`` x ``grid`` grid of cells (1: the
+            global mean, 1152-d; 2: 4608-d, keeps where things are, which shapes need).
+    """
+
+    def __init__(self, device: torch.device, image_size: int = 224, grid: int = 1) -> None:
         from stlpips_pytorch import stlpips
 
         weights = Path(
@@ -113,7 +120,7 @@ class STLPIPSAlexNetEncoder:
             strict=True,
         )
         self.scaling, self.net = lpips.scaling_layer.to(device).eval(), lpips.net.to(device).eval()
-        self.device, self.image_size = device, image_size
+        self.device, self.image_size, self.grid = device, image_size, grid
 
     @torch.inference_mode()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:
@@ -128,8 +135,11 @@ class STLPIPSAlexNetEncoder:
             torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device) / 127.5 - 1.0
         )  # (N, 3, H, W)
         outs = self.net(self.scaling(x))
-        pooled = [(o / (o.norm(dim=1, keepdim=True) + 1e-10)).mean(dim=(2, 3)) for o in outs]
-        return F.normalize(torch.cat(pooled, dim=1), dim=1).float().cpu()  # (N, 1152)
+        pooled = [
+            F.adaptive_avg_pool2d(o / (o.norm(dim=1, keepdim=True) + 1e-10), self.grid).flatten(1)
+            for o in outs
+        ]
+        return F.normalize(torch.cat(pooled, dim=1), dim=1).float().cpu()  # (N, 1152 grid^2)
 
 
 def _references(ctx: BackendContext, exclude: Exclude) -> list[str]:

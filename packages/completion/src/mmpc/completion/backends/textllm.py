@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,13 +192,23 @@ class TextLLMBackend(Generator):
             + self.answer_prefix
             for r in requests
         ]
+        return self._complete(texts)
+
+    def _complete(
+        self, texts: list[str], extra: Callable[[int], dict[str, Any]] | None = None
+    ) -> list[str]:
+        """Raw answers to prompt ``texts`` (chat-templated, prefill included), prefill first.
+
+        ``extra(prompt_len)`` gives further ``generate`` arguments (e.g. a decoding constraint).
+        """
         # The chat template already holds the special tokens.
         inputs = self._tokenizer(
             texts, padding=True, return_tensors="pt", add_special_tokens=False
         ).to(self._device)
         prompt_len = inputs["input_ids"].shape[1]  # (B, L) left padded
+        kwargs = {**self.generation, **(extra(prompt_len) if extra else {})}
         sequences = self._model.generate(
-            **inputs, pad_token_id=self._tokenizer.pad_token_id, **self.generation
+            **inputs, pad_token_id=self._tokenizer.pad_token_id, **kwargs
         )
         answers = decode_new_tokens(self._tokenizer, sequences, prompt_len)
         return [self.answer_prefix + a for a in answers]

@@ -1,0 +1,342 @@
+"""The GRPO stage: a LoRA adapter for one completer × task, trained on the catalogue's GRPO sample.
+
+``grpo/<completer>/<task>`` runs :class:`~mmpc.grpo.module.GRPOModule` on
+:class:`~mmpc.grpo.data.GRPODataModule` (whose set-up checks that the GRPO sample is disjoint from
+CQBench) under a Lightning ``Trainer`` and leaves in its folder:
+
+* ``adapter/``: the peft LoRA adapter (what the derived completer ``<completer>+grpo`` loads);
+* ``metrics.csv``: one row per step (``step``, ``train/reward``, ``train/rewards/<name>/mean``,
+  ...), merged from the CSV logs of every attempt (``logs/version_<k>/metrics.csv``);
+* ``reward_curve.png``: the reward curves, raw and smoothed.
+
+**Resuming.** ``checkpoints/last.ckpt`` is rewritten every ``checkpoint_every_n_steps`` steps by
+Lightning's ``ModelCheckpoint`` through a checkpoint IO that writes aside and renames (a kill never
+leaves half a file). The checkpoint holds the LoRA weights (the module keeps only those), the
+AdamW state and the loop counters; a killed stage finds it in its partial folder and
+``trainer.fit(ckpt_path=...)`` continues from the step after it. Nothing else carries hidden
+state between steps: one Lightning epoch is one GRPO step, whose batch is a pure function of
+``(data seed, step)`` (a seeded permutation of the GRPO sample per pass over it), and the global
+RNGs are re-seeded from ``(data seed, step)`` before every step, so a resumed run samples exactly
+what the uninterrupted run would have. The checkpoints are deleted once training has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from mmpc.apps.bench.config import CompleterConfig, GRPORunConfig
+from mmpc.apps.bench.stages import StageContext, StageUnavailableError, atomic_write_text
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+LOGS = "logs"
+METRICS = "metrics.csv"
+ADAPTER = "adapter"
+
+
+def resolve_config_path(path: str) -> Path:
+    """A GRPO YAML path: as given (absolute or from the working folder), else from the checkout."""
+    given = Path(path)
+    if given.is_file():
+        return given
+    checkout = Path(str(resources.files("mmpc.apps"))).parents[3] / path
+    if not given.is_absolute() and checkout.is_file():
+        return checkout
+    raise ValueError(f"grpo: config {path!r} not found (from {Path.cwd()} or the checkout)")
+
+
+def grpo_settings(run: GRPORunConfig) -> dict[str, dict[str, Any]]:
+    """``{"model": ..., "data": ...}``: the YAML's sections updated by the run's overrides.
+
+    ``task`` is the run's; the catalogue and the adapter folder are set when the stage runs.
+    """
+    base: dict[str, Any] = {}
+    if run.config:
+        path = resolve_config_path(run.config)
+        base = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(base, dict):
+            raise ValueError(f"{path}: not a mapping")
+    model = {**dict(base.get("model") or {}), **dict(run.model)}
+    data = {**dict(base.get("data") or {}), **dict(run.data)}
+    for key in ("catalog", "synthesize_preset"):
+        data.pop(key, None)
+    model.pop("adapter_dir", None)
+    model["task"] = data["task"] = run.task
+    if "model" not in model:
+        raise ValueError(f"grpo {run.stage_name}: no model.model (base model of the policy)")
+    return {"model": model, "data": data}
+
+
+def check_run(run: GRPORunConfig, completer: CompleterConfig) -> None:
+    """One-line ValueError when ``run`` does not fit ``completer`` (task, answer prefill)."""
+    if run.task not in completer.tasks:
+        raise ValueError(
+            f"grpo {run.stage_name}: completer {completer.name!r} has no task {run.task!r}"
+        )
+    if run.max_steps < 1 or run.checkpoint_every_n_steps < 1:
+        raise ValueError(f"grpo {run.stage_name}: max_steps and checkpoint_every_n_steps >= 1")
+    trained = grpo_settings(run)["model"].get("answer_prefix", "")
+    used = completer.generator_spec(run.task)["init_args"].get("answer_prefix", "")
+    if trained != used:
+        raise ValueError(
+            f"grpo {run.stage_name}: answer_prefix {trained!r} differs from the completer's "
+            f"{used!r}; the adapter must be used with the prefill it was trained with"
+        )
+
+
+def tuned_completer(completer: CompleterConfig, task: str, adapter: Path | None) -> CompleterConfig:
+    """``<name>+grpo`` for ``task``: the same spec, its generator with ``adapter: <adapter>``."""
+    args = dict(completer.generator.get("init_args") or {})
+    if adapter is not None:
+        args["adapter"] = str(adapter)
+    return CompleterConfig(
+        name=f"{completer.name}+grpo",
+        tasks=[task],
+        generator={**completer.generator, "init_args": args},
+        renderer=completer.renderer,
+        task_init_args={task: dict(completer.task_init_args.get(task, {}))},
+        batch_size=completer.batch_size,
+        seconds_per_item=dict(completer.seconds_per_item),
+        on_parse_failure=completer.on_parse_failure,
+    )
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The RNG seed of ``step``: distinct per step and per data seed, within 32 bits."""
+    return (seed * 1_000_003 + step) % (2**32)
+
+
+class StepSampler(torch.utils.data.Sampler[int]):
+    """The item indices of one GRPO step: the batch of the step set by :meth:`set_epoch`.
+
+    Lightning calls ``set_epoch(epoch)`` at the start of every epoch and the stage runs one step
+    per epoch, so the batch of step ``s`` is batch ``s mod B`` of pass ``s div B`` over the sample
+    (``B = n // batch_size`` batches per pass; each pass a permutation seeded by ``(seed, pass)``).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n < batch_size:
+            raise ValueError(f"GRPO sample has {n} items, fewer than batch_size {batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_pass = n // batch_size
+        self.step = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.step = epoch
+
+    def indices(self, step: int) -> list[int]:
+        """The item indices of ``step``."""
+        pass_, j = divmod(step, self.per_pass)
+        gen = torch.Generator().manual_seed(step_seed(self.seed, pass_))
+        perm = torch.randperm(self.n, generator=gen)
+        return perm[j * self.batch_size : (j + 1) * self.batch_size].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices(self.step))
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+
+def _data_module_class() -> type:
+    from mmpc.grpo.data import GRPODataModule, _as_list
+
+    class StepwiseGRPODataModule(GRPODataModule):
+        """``GRPODataModule`` yielding one step's batch per epoch (:class:`StepSampler`)."""
+
+        def train_dataloader(self) -> torch.utils.data.DataLoader:
+            self.setup("fit")
+            sampler = StepSampler(len(self.dataset), self.hparams.batch_size, self.hparams.seed)
+            return torch.utils.data.DataLoader(
+                self.dataset,
+                batch_size=self.hparams.batch_size,
+                sampler=sampler,
+                collate_fn=_as_list,
+                num_workers=self.hparams.num_workers,
+            )
+
+    return StepwiseGRPODataModule
+
+
+def build_grpo(
+    settings: dict[str, dict[str, Any]], catalog: Path, adapter: Path
+) -> tuple[Any, Any]:
+    """(``GRPOModule``, step-wise ``GRPODataModule``) from :func:`grpo_settings` (jsonargparse)."""
+    from jsonargparse import ArgumentParser
+
+    from mmpc.grpo.module import GRPOModule
+
+    dm_class = _data_module_class()
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(GRPOModule, "model")
+    parser.add_class_arguments(dm_class, "data")
+    model = {**settings["model"], "adapter_dir": str(adapter)}
+    data = {**settings["data"], "catalog": str(catalog), "synthesize_preset": None}
+    init = parser.instantiate_classes(parser.parse_object({"model": model, "data": data}))
+    return init.model, init.data
+
+
+def _atomic_checkpoint_io() -> Any:
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning's torch checkpoint IO, written to a temporary file and renamed into place."""
+
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+        ) -> None:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                super().save_checkpoint(checkpoint, tmp, storage_options)
+                os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+
+    return AtomicCheckpointIO()
+
+
+def _callbacks(seed: int, bar: Any, every: int, ckpt_dir: Path) -> list[Any]:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class StepSeed(L.Callback):
+        """Re-seed the global RNGs from ``(seed, step)`` before every step (exact resumes)."""
+
+        def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+            value = step_seed(seed, trainer.global_step)
+            random.seed(value)
+            np.random.seed(value)
+            torch.manual_seed(value)
+
+    class StepBar(L.Callback):
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            bar.update(trainer.global_step - bar.n)
+
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step}",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=every,
+    )
+    return [StepSeed(), StepBar(), checkpoint]
+
+
+def checkpoint_step(path: Path) -> int:
+    """``global_step`` of a Lightning checkpoint (read memory-mapped, weights only)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(state["global_step"])
+
+
+def merge_logs(out: Path) -> pd.DataFrame:
+    """One row per step from every attempt's ``logs/version_<k>/metrics.csv``, later wins.
+
+    A step logged by an attempt that was killed before its checkpoint was written runs again in
+    the next attempt; the later row is kept, so the merged log has each step once.
+    """
+    versions = sorted(
+        (out / LOGS).glob("version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.removeprefix("version_")),
+    )
+    frames = [pd.read_csv(p).assign(attempt=i) for i, p in enumerate(versions)]
+    if not frames:
+        return pd.DataFrame(columns=["step", "attempt"])
+    log = pd.concat(frames, ignore_index=True)
+    log = log.dropna(subset=["train/reward"]) if "train/reward" in log else log
+    log = log.drop_duplicates(subset="step", keep="last").sort_values("step")
+    return log.reset_index(drop=True)
+
+
+def grpo_stage(
+    run: GRPORunConfig,
+    accelerator: str,
+    catalog_dir: Callable[[StageContext], Path],
+    extra_callbacks: Sequence[Any] = (),
+) -> Callable[[StageContext], dict[str, int]]:
+    """A stage function training ``run``'s adapter into ``ctx.out`` (resumable, see module doc).
+
+    ``extra_callbacks`` are added to the Trainer (tests use one to stop a run after some step).
+    """
+    settings = grpo_settings(run)
+
+    def stage(ctx: StageContext) -> dict[str, int]:
+        import lightning as L
+        from lightning.pytorch.loggers import CSVLogger
+
+        from mmpc.grpo.plotting import plot_reward_curve
+        from mmpc.metrics.errors import MissingWeightsError
+
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        ckpt_dir = ctx.out / CHECKPOINTS
+        last = ckpt_dir / LAST
+        start = checkpoint_step(last) if last.is_file() else 0
+        seed = int(settings["data"].get("seed", 0))
+        bar = ctx.progress(
+            total=run.max_steps, initial=start, desc=f"grpo {run.completer}/{run.task}", unit="step"
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module, dm = build_grpo(settings, catalog_dir(ctx), ctx.out / ADAPTER)
+                trainer = L.Trainer(
+                    accelerator=accelerator,
+                    devices=1,
+                    max_steps=run.max_steps,
+                    max_epochs=-1,
+                    log_every_n_steps=1,
+                    logger=CSVLogger(ctx.out, name=LOGS, flush_logs_every_n_steps=1),
+                    callbacks=[
+                        *_callbacks(seed, bar, run.checkpoint_every_n_steps, ckpt_dir),
+                        *extra_callbacks,
+                    ],
+                    plugins=[_atomic_checkpoint_io()],
+                    enable_progress_bar=False,
+                    enable_model_summary=False,
+                    num_sanity_val_steps=0,
+                )
+                trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+        except MissingWeightsError as err:
+            raise StageUnavailableError(str(err).splitlines()[0]) from None
+        finally:
+            bar.close()
+        if trainer.global_step < run.max_steps:
+            raise RuntimeError(
+                f"grpo {run.stage_name}: stopped at step {trainer.global_step} of {run.max_steps}"
+            )
+        log = merge_logs(ctx.out)
+        atomic_write_text(ctx.out / METRICS, log.to_csv(index=False))
+        plot_reward_curve(
+            ctx.out / METRICS,
+            ctx.out / "reward_curve.png",
+            window=max(1, math.ceil(len(log) / 10)),
+            title=f"GRPO reward: {run.completer} {run.task}",
+        )
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        ctx.notes["resumed_from_step"] = start
+        ctx.notes["settings"] = settings
+        return {
+            "steps": int(trainer.global_step),
+            "logged_steps": len(log),
+            "attempts": int(log["attempt"].max()) + 1 if len(log) else 0,
+        }
+
+    return stage
