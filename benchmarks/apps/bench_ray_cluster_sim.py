@@ -9,9 +9,10 @@ A local Ray is started with *logical* resources (``ray.init(num_gpus=4, num_cpus
 needed) and given the paper plan's work as sleeps, with the resources of the config's
 ``ray.resources``: every completion shard (items × ``seconds_per_item`` / shards, one per
 completer × task × shard) and every RecBench training (``expected_epochs`` ×
-``seconds_per_epoch``, one per model × seed × condition × category). A completer's trainings wait
-for its completion, as in the bench's stage graph; the ground-truth and imputation trainings do
-not. All durations are divided by one factor so the run lasts about ``--target-s`` seconds; the
+``seconds_per_epoch``, one per model × seed × condition × category), and every GRPO run
+(``max_steps`` × ``seconds_per_step``) followed by its ``+grpo`` re-completion's shards. A
+completer's trainings wait for its completion, as in the bench's stage graph; the ground-truth
+and imputation trainings do not. All durations are divided by one factor so the run lasts about ``--target-s`` seconds; the
 measured wall time is multiplied back. Printed side by side: the one-device sequential plan
 (``--dry-run``'s accelerator-hours), the dry-run's wall-time estimate for this many GPUs, and the
 simulated wall time.
@@ -79,6 +80,17 @@ def main() -> int:
     train_s = epochs * cfg.recbench.seconds_per_epoch / scale
     start = time.perf_counter()
     done: dict[tuple[str, str], list[object]] = {}
+    # each GRPO run, then its +grpo re-completion's shards once it has ended
+    grpo_res = res.get("grpo", TaskResources())
+    grpo_opts = {"num_cpus": grpo_res.num_cpus, "num_gpus": grpo_res.num_gpus}
+    # (the executor submits GRPO runs first among ready stages: each heads the longest chain)
+    for run in sorted(cfg.grpo, key=lambda r: r.max_steps * r.seconds_per_step, reverse=True):
+        tuned = sleep.options(**grpo_opts).remote(run.max_steps * run.seconds_per_step / scale)
+        per_item = cfg.completer(run.completer).seconds_per_item.get(run.task, 0.0)
+        secs = plan.items_per_task * per_item / shards / scale
+        done[(run.tuned_name, run.task)] = [
+            sleep.options(**comp_opts).remote(secs, tuned) for _ in range(shards)
+        ]
     # as the executor: completion stages that are ready together go longest first
     jobs = [(comp, task) for comp in cfg.completers for task in comp.tasks]
     jobs.sort(key=lambda job: job[0].seconds_per_item.get(job[1], 0.0), reverse=True)
@@ -89,6 +101,7 @@ def main() -> int:
     conditions = [()]  # the ground truth
     for task in ("i2t", "t2i"):
         conditions += [tuple(done[(c.name, task)]) for c in cfg.completers if task in c.tasks]
+        conditions += [tuple(done[(g.tuned_name, task)]) for g in cfg.grpo if g.task == task]
         conditions += [()] * len(cfg.features.imputation)
     per_condition = len(cfg.recbench.models) * len(cfg.recbench.seeds) * groups
     for deps in conditions:
@@ -97,7 +110,8 @@ def main() -> int:
     simulated_h = (time.perf_counter() - start) * scale / 3600
     ray.shutdown()
     print(
-        f"paper study ({plan.generations} generations, {plan.trainings} trainings) on a "
+        f"paper study ({plan.generations} generations, {plan.grpo_steps} GRPO steps, "
+        f"{plan.trainings} trainings) on a "
         f"simulated {args.gpus}-GPU, {args.cpus}-CPU Ray cluster; durations divided by "
         f"{scale:.0f}, {len(refs)} tasks, Ray start-up {startup:.1f} s (not counted)"
     )

@@ -234,6 +234,13 @@ def test_makespan_and_wall_time_for_n_gpus() -> None:
     assert makespan([4, 3, 3, 2], 2) == 6  # longest first: 4+2 | 3+3
     assert makespan([5, 1], 4) == 5
     assert makespan([], 3) == 0
+    from mmpc.apps.bench.plan import _list_schedule
+
+    # the longest (1-GPU) job goes first; then the two half-GPU jobs share the GPU
+    assert _list_schedule([(2, 0.5), (2, 0.5), (3, 1.0)], 1.0) == 5
+    assert _list_schedule([(2, 4.0)], 1.0) == 2  # asks for more than there is: gets it all
+    # job 1 waits for job 2 although a GPU is free: 3 + 2, beside the 4 of job 0
+    assert _list_schedule([(4, 1.0), (2, 1.0), (3, 1.0)], 2.0, [None, 2, None]) == 5
     from mmpc.apps.bench_cli import parse_config
 
     cfg, _, _ = parse_config(["--config", str(ROOT / "apps/configs/bench/paper.yaml")])
@@ -241,7 +248,9 @@ def test_makespan_and_wall_time_for_n_gpus() -> None:
     walls = [sum(wall_hours(cfg, plan, g)) for g in (1, 2, 4, 8)]
     assert walls == sorted(walls, reverse=True) and walls[-1] < walls[0] / 3
     comp1, rec1 = wall_hours(cfg, plan, 1)
-    assert comp1 == pytest.approx(plan.completion_hours)  # one GPU: completion is sequential
+    # one GPU: completion, GRPO runs and re-completion are sequential
+    assert plan.grpo_hours > 0
+    assert comp1 == pytest.approx(plan.completion_hours + plan.grpo_hours)
     assert rec1 == pytest.approx(plan.recbench_hours / 4, rel=0.01)  # four trainings per GPU
 
 
@@ -270,9 +279,11 @@ def test_ready_completions_go_longest_first_and_live_bars_draw(
         complete("huge", 7.0),
         Stage("features/gt", fn),
         complete("mid", 3.0),
+        Stage("grpo/small/i2t", fn, {"grpo": {"max_steps": 2}}),
     ]
     order = sorted(stages, key=ex.expected_seconds, reverse=True)
     assert [s.name for s in order] == [
+        "grpo/small/i2t",  # heads the longest chain: GRPO, then the re-completion
         "complete/huge/i2t",
         "complete/mid/i2t",
         "complete/small/i2t",

@@ -77,8 +77,11 @@ def task_threads(res: TaskResources) -> int:
 
 
 def expected_seconds(stage: Stage) -> float:
-    """A stage's per-item seconds from its config (completion; 0 for the others): stages that
-    become ready together are submitted longest first, so long shards do not start last."""
+    """Which of the stages that become ready together goes first (largest first): a GRPO run
+    (it heads the longest chain, run then re-completion: ``inf``), then completions by their
+    per-item seconds, so long shards do not start last; 0 for the others."""
+    if stage_kind(stage.name) == "grpo":
+        return float("inf")
     completer = stage.config.get("completer")
     if not isinstance(completer, dict):
         return 0.0

@@ -123,7 +123,11 @@ def grpo_stages(
         spec = asdict(tuned_completer(comp, run.task, None))
         stages.append(
             Stage(
-                name, complete, {"completer": spec, "task": run.task}, ("catalog", run.stage_name)
+                name,
+                complete,
+                {"completer": spec, "task": run.task},
+                ("catalog", run.stage_name),
+                complete_parts(comp, cat_dir),
             )
         )
         stages.append(cq_stage(name, run.tuned_name, run.task))

@@ -8,16 +8,18 @@ metrics and feature extraction are left out (minutes, not hours, at the paper's 
 assumption is printed beside the number.
 
 The wall time on ``gpus`` GPUs (:func:`wall_hours`) schedules the same work as the Ray executor
-would: each completer × task split into ``ray.resources.complete.shards`` equal shards needing
-``num_gpus`` each, then every RecBench training (one per category when ``per_category``) needing
-``ray.resources.recbench.num_gpus``, each phase placed longest-first on the free GPU slots. It
-assumes trainings that share a GPU run as fast as alone, and RecBench after all completion.
+would, placing at every moment the longest ready tasks that fit on the free GPUs (list
+scheduling): each completer × task split into ``ray.resources.complete.shards`` equal shards
+needing ``num_gpus`` each, every GRPO run needing ``ray.resources.grpo.num_gpus``, and the
+``+grpo`` re-completion's shards once their GRPO run has ended; then every RecBench training (one
+per category when ``per_category``) needing ``ray.resources.recbench.num_gpus``. It assumes tasks
+that share a GPU run as fast as alone, a task asking for no GPU takes one, and RecBench after all
+completion.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,44 +146,92 @@ def make_plan(cfg: BenchConfig) -> Plan:
     )
 
 
+def _list_schedule(
+    jobs: list[tuple[float, float]], capacity: float, after: list[int | None] | None = None
+) -> float:
+    """Seconds to run ``(duration, gpus)`` jobs on ``capacity`` GPUs: at every moment start the
+    longest ready jobs that fit (a job asking for more than ``capacity`` gets all of it); job
+    ``i`` is ready once job ``after[i]`` (an index into ``jobs``; None: at once) has ended."""
+    deps = after if after is not None else [None] * len(jobs)
+    need = [min(n, capacity) for _, n in jobs]
+    pending = sorted(range(len(jobs)), key=lambda i: -jobs[i][0])
+    running: list[tuple[float, int]] = []
+    ended: set[int] = set()
+    now, free = 0.0, capacity
+    while pending or running:
+        waiting = []
+        for i in pending:
+            dep = deps[i]
+            if (dep is None or dep in ended) and need[i] <= free + 1e-9:
+                free -= need[i]
+                heapq.heappush(running, (now + jobs[i][0], i))
+            else:
+                waiting.append(i)
+        pending = waiting
+        if not running:
+            break
+        now, i = heapq.heappop(running)
+        free += need[i]
+        ended.add(i)
+    return now
+
+
 def makespan(durations: list[float], slots: int) -> float:
     """Seconds to run ``durations`` on ``slots`` parallel slots, longest first (LPT)."""
-    if not durations:
-        return 0.0
-    ends = [0.0] * max(1, slots)
-    for d in sorted(durations, reverse=True):
-        heapq.heapreplace(ends, ends[0] + d)
-    return max(ends)
+    return _list_schedule([(d, 1.0) for d in durations], float(max(1, slots)))
 
 
-def _slots(gpus: int, per_task: float) -> int:
-    return max(1, math.floor(gpus / per_task + 1e-9)) if per_task > 0 else max(1, gpus)
+def _need(res: TaskResources) -> float:
+    return res.num_gpus if res.num_gpus > 0 else 1.0
 
 
-def task_durations(cfg: BenchConfig, plan: Plan) -> tuple[list[float], list[float]]:
-    """Seconds of every completion shard and every RecBench training the plan counts."""
-    shards = max(1, cfg.ray.resources.get("complete", TaskResources()).shards)
+@dataclass
+class Durations:
+    """Seconds of every task :func:`wall_hours` schedules, with the GPUs each asks for."""
+
+    completion: list[tuple[float, float]]  # base completion shards
+    grpo: list[tuple[float, float]]  # GRPO runs, in the order of ``cfg.grpo``
+    recompletion: list[tuple[float, float, int]]  # +grpo shards, with their GRPO run's index
+    training: list[tuple[float, float]]  # RecBench trainings
+
+
+def task_durations(cfg: BenchConfig, plan: Plan) -> Durations:
+    """Seconds of every completion shard, GRPO run and RecBench training the plan counts."""
+    res = cfg.ray.resources
+    comp_res = res.get("complete", TaskResources())
+    shards = max(1, comp_res.shards)
+
+    def sharded(secs_per_item: float) -> list[tuple[float, float]]:
+        return [(plan.items_per_task * secs_per_item / shards, _need(comp_res))] * shards
+
     completion = [
-        plan.items_per_task * comp.seconds_per_item.get(task, 0.0) / shards
+        job
         for comp in cfg.completers
         for task in comp.tasks
-        for _ in range(shards)
+        for job in sharded(comp.seconds_per_item.get(task, 0.0))
+    ]
+    grpo_need = _need(res.get("grpo", TaskResources()))
+    grpo = [(run.max_steps * run.seconds_per_step, grpo_need) for run in cfg.grpo]
+    recompletion = [
+        (dur, need, k)
+        for k, run in enumerate(cfg.grpo)
+        for dur, need in sharded(cfg.completer(run.completer).seconds_per_item.get(run.task, 0.0))
     ]
     epochs = min(cfg.recbench.expected_epochs, cfg.recbench.max_epochs)
-    training = [epochs * cfg.recbench.seconds_per_epoch] * plan.trainings
-    return completion, training
+    rec_need = _need(res.get("recbench", TaskResources()))
+    training = [(epochs * cfg.recbench.seconds_per_epoch, rec_need)] * plan.trainings
+    return Durations(completion, grpo, recompletion, training)
 
 
 def wall_hours(cfg: BenchConfig, plan: Plan, gpus: int) -> tuple[float, float]:
-    """(completion, RecBench) wall hours on ``gpus`` GPUs (see the module docstring)."""
-    completion, training = task_durations(cfg, plan)
-    res = cfg.ray.resources
-    comp_gpu = res.get("complete", TaskResources()).num_gpus
-    rec_gpu = res.get("recbench", TaskResources()).num_gpus
-    return (
-        makespan(completion, _slots(gpus, comp_gpu)) / 3600,
-        makespan(training, _slots(gpus, rec_gpu)) / 3600,
-    )
+    """(completion with GRPO, RecBench) wall hours on ``gpus`` GPUs (see the module docstring)."""
+    jobs = task_durations(cfg, plan)
+    cap = float(max(1, gpus))
+    first = jobs.completion + jobs.grpo
+    after: list[int | None] = [None] * len(first)
+    after += [len(jobs.completion) + k for _, _, k in jobs.recompletion]
+    completion = _list_schedule(first + [(d, n) for d, n, _ in jobs.recompletion], cap, after)
+    return completion / 3600, _list_schedule(jobs.training, cap) / 3600
 
 
 def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
@@ -202,10 +252,11 @@ def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
         res = cfg.ray.resources
         comp, rec = res.get("complete", TaskResources()), res.get("recbench", TaskResources())
         out.append(
-            f"wall time on {gpus} GPU(s) with --executor ray: {comp_h:.1f} h completion + "
-            f"{rec_h:.1f} h RecBench = {comp_h + rec_h:.1f} h (the same work in "
+            f"wall time on {gpus} GPU(s) with --executor ray: {comp_h:.1f} h completion and "
+            f"GRPO + {rec_h:.1f} h RecBench = {comp_h + rec_h:.1f} h (the same work in "
             f"{comp.shards} shard(s) per completer × task at {comp.num_gpus:g} GPU each, "
             f"trainings at {rec.num_gpus:g} GPU each, assumed as fast as alone; completion "
-            "before RecBench; set --gpus N for another count)"
+            "and GRPO before RecBench, each +grpo re-completion after its GRPO run; set --gpus N "
+            "for another count)"
         )
     return "\n".join(out)
