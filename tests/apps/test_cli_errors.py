@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -306,6 +307,46 @@ def test_help_and_version_do_not_import_torch() -> None:
     assert "mmpc 0.1.0" in proc.stdout and "--help-all" in proc.stdout
 
 
+@pytest.mark.parametrize(
+    ("argv", "seen"),
+    [
+        (["--verbose", "fake", "a"], ("1", ["a"])),
+        (["fake", "a", "--verbose"], ("1", ["a"])),
+        (["fake", "a", "--", "--verbose"], (None, ["a", "--", "--verbose"])),
+        (["fake", "a"], (None, ["a"])),
+    ],
+)
+def test_verbose_before_or_after_the_command(
+    argv: list[str], seen: tuple[str | None, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from mmpc.apps.console import VERBOSE_ENV
+
+    calls = []
+    fake = types.ModuleType("mmpc_fake_cli")
+    fake.main = lambda rest: calls.append((os.environ.get(VERBOSE_ENV), rest)) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mmpc_fake_cli", fake)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("mmpc_fake_cli", "test"))
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    assert cli.main(argv) == 0
+    assert calls == [seen]
+    assert VERBOSE_ENV not in os.environ  # restored after the command
+
+
+def test_quiet_block_hides_transformers_loading_bar() -> None:
+    from transformers.utils import logging as hf_logging
+
+    from mmpc.apps.console import quiet_libraries
+
+    assert hf_logging.is_progress_bar_enabled()
+    with quiet_libraries(loud=False):
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    with quiet_libraries(loud=True):
+        assert hf_logging.is_progress_bar_enabled()
+
+
 CHATTER = (
     "GPU available",
     "TPU available",
@@ -325,7 +366,7 @@ from mmpc.apps.cli import main
 root, args = sys.argv[1], sys.argv[2:]
 quiet = main(["recsys", "fit", *args, f"--trainer.default_root_dir={root}/quiet"])
 print("=====verbose=====", file=sys.stderr, flush=True)
-loud = main(["--verbose", "recsys", "fit", *args, f"--trainer.default_root_dir={root}/loud"])
+loud = main(["recsys", "fit", "--verbose", *args, f"--trainer.default_root_dir={root}/loud"])
 print(quiet, loud)
 """
 

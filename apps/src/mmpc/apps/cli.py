@@ -4,8 +4,9 @@ Each sub-command module exposes ``main(argv: list[str] | None) -> int | None`` a
 lazily, so ``mmpc data ...`` never pays for importing diffusers or torch-geometric, and
 ``mmpc --version`` / ``mmpc <command> --help`` do not import torch at all.
 
-Global options (before the command): ``--version``; ``--verbose`` keeps the library chatter
-that the Lightning-driven commands silence by default (same as ``MMPC_VERBOSE=1``). Exit codes
+Global options (before the command): ``--version``; ``--verbose`` (before the command or
+anywhere among its arguments) keeps the library chatter that the Lightning-driven commands
+silence by default (same as ``MMPC_VERBOSE=1``). Exit codes
 and ``MMPC_DEBUG=1`` are described in :mod:`mmpc.apps.errors`.
 """
 
@@ -36,7 +37,8 @@ def _usage() -> str:
         "",
         "options:",
         "  --version   print the version and exit",
-        "  --verbose   keep the library chatter (Lightning device lines, tips, warnings)",
+        "  --verbose   keep the library chatter (Lightning device lines, tips, warnings);",
+        "              also accepted after the command: mmpc recsys fit --verbose ...",
         "",
         "exit codes: 0 done, 2 bad input, 3 missing weights/resources, 1 a bug (traceback);",
         "MMPC_DEBUG=1 prints the traceback of a refused run too.",
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         args = ["bench"]
     name, rest = args[0], args[1:]
+    cut = rest.index("--") if "--" in rest else len(rest)
+    if "--verbose" in rest[:cut]:  # `mmpc <command> ... --verbose` works too
+        rest = [a for a in rest[:cut] if a != "--verbose"] + rest[cut:]
+        loud = True
     if name not in COMMANDS:
         choices = ", ".join(COMMANDS)
         print(f"mmpc: unknown command {name!r} (choose from {choices})", file=sys.stderr)

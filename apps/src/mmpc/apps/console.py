@@ -2,7 +2,8 @@
 
 By default :func:`quiet_libraries` silences library chatter that is not about the user's run:
 Lightning's device lines ("GPU available", "TPU available", ...), its advertisement tips, "Seed
-set to", the ``log_every_n_steps`` and IterableDataset ``__len__`` warnings and similar. Warnings
+set to", the ``log_every_n_steps`` and IterableDataset ``__len__`` warnings, transformers'
+"Loading weights" bar and similar. Warnings
 about the user's data or config are left alone. ``mmpc --verbose`` (or ``MMPC_VERBOSE=1``, which
 worker processes inherit) brings everything back. The filters are scoped: loggers get their level
 back and the warning filters are restored when the block ends.
@@ -68,16 +69,33 @@ def quiet_libraries(loud: bool | None = None) -> Iterator[None]:
         return
     loggers = [logging.getLogger(name) for name in CHATTER_LOGGERS]
     levels = [logger.level for logger in loggers]
+    hf_bars = _transformers_bars()
+    bars_were_on = hf_bars is not None and hf_bars.is_progress_bar_enabled()
     with warnings.catch_warnings():
         for pattern in CHATTER_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        if bars_were_on:
+            hf_bars.disable_progress_bar()  # "Loading weights" for every model load
         try:
             yield
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+            if bars_were_on:
+                hf_bars.enable_progress_bar()
+
+
+def _transformers_bars():  # type: ignore[no-untyped-def]
+    """transformers' progress-bar switch (its "Loading weights" bar), None without transformers.
+
+    Cheap in the Lightning-driven commands, which have imported transformers' dependencies."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    return hf_logging
 
 
 def lightning_help(
