@@ -120,6 +120,36 @@ def test_text_llm_batched_equals_one_at_a_time(tiny_llm: Path, tiny_catalog: Cat
     assert backend.generate(requests) == [backend.generate([r])[0] for r in requests]
 
 
+def test_text_llm_prefix_cache_gives_the_same_tokens(
+    tiny_llm: Path, tiny_catalog: Catalog
+) -> None:
+    """The shared-prefix KV cache is an optimisation only: greedy answers stay token-equal."""
+    long = {"max_new_tokens": 12, "do_sample": False}
+    cached = TextLLMBackend(str(tiny_llm), generation=long, answer_prefix='{"prompt": "')
+    plain = TextLLMBackend(
+        str(tiny_llm), generation=long, answer_prefix='{"prompt": "', prefix_cache=False
+    )
+    for backend in (cached, plain):
+        backend.setup(_ctx())
+    template = default_template("t2i")
+    ids = tiny_catalog.sample("cqbench")
+    requests = [
+        Request(i, build_text_messages(template, title=tiny_catalog.items.at[i, "title"]))
+        for i in ids[:7]
+    ]
+    first = cached.generate(requests[:4])
+    assert cached._prefix is not None and len(cached._prefix[0]) > 10  # the template is shared
+    key = cached._prefix[0]
+    assert first == plain.generate(requests[:4])
+    assert cached.generate(requests[4:]) == plain.generate(requests[4:])  # the cache is reused
+    assert cached._prefix[0] == key
+    # Texts sharing no prefix take the plain path; texts sharing another prefix rebuild it.
+    assert cached._complete(["red shoe", "blue hat"]) == plain._complete(["red shoe", "blue hat"])
+    other = ["a red shoe with laces", "a red shoe, blue hat", "a red shoe"]
+    assert cached._complete(other) == plain._complete(other)
+    assert cached._prefix[0] != key
+
+
 @pytest.mark.slow
 def test_smollm2_gguf_converts_once_and_writes(tmp_path: Path, tiny_catalog: Catalog) -> None:
     folder = convert_gguf(smollm2_gguf(), tmp_path)
