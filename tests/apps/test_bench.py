@@ -214,6 +214,22 @@ def test_stage_graph_of_tiny_config() -> None:
         seen.add(stage.name)
 
 
+def test_feature_image_size_reaches_the_stage_fingerprint() -> None:
+    """A different encoder input size must re-encode the features, not reuse the old ones."""
+    from mmpc.apps.bench.pipeline import build_stages
+
+    configs = {}
+    for size in (224, 128):
+        cfg, _, _ = bench_cli.parse_config(
+            ["--config", str(TINY), "--quiet", f"--features.image_size={size}"]
+        )
+        assert cfg.features.image_size == size
+        stages = {s.name: s for s in build_stages(cfg)}
+        configs[size] = (stages["features/gt"].config, stages["features/i2t/imp-knn"].config)
+    assert configs[224][0]["image_size"] == 224 and configs[128][0]["image_size"] == 128
+    assert configs[224][1] != configs[128][1]
+
+
 class _StopBeforeStep(L.Callback):
     """Raises before step ``step``, i.e. after step ``step - 1``'s checkpoint was written."""
 

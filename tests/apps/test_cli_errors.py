@@ -202,6 +202,8 @@ CASES: list[Case] = [
      lambda i, o: "--recbench.nope"),
     ("bench-bad-value", 2, lambda i, o: _bench(i, o, "--recbench.seeds=first"),
      lambda i, o: "--recbench.seeds"),
+    ("bench-out-of-range-value", 2, lambda i, o: _bench(i, o, "--features.image_size=4"),
+     lambda i, o: "features.image_size"),
     ("bench-malformed-config", 2,
      lambda i, o: ["bench", f"--config={i.bad_yaml}", f"--runs_dir={o}"],
      lambda i, o: "--config"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mmpc.metrics.errors import InputError
+
 
 @dataclass
 class CatalogConfig:
@@ -98,6 +100,7 @@ class FeaturesConfig:
             ``torchvision`` (see ``mmpc.recsys.features.ImageEncoder``).
         image_model: model name for the image backend.
         image_weights: local weights for the image backend.
+        image_size: side of the square image input (covers and renders are resized to it).
         imputation: baselines that fill the masked modality without a completer.
         knn_k: neighbours of the ``knn`` baseline.
     """
@@ -106,8 +109,15 @@ class FeaturesConfig:
     image_backend: str = "stlpips-alexnet"
     image_model: str | None = None
     image_weights: str | None = None
+    image_size: int = 224
     imputation: list[str] = field(default_factory=lambda: ["zeros", "mean", "knn"])
     knn_k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise InputError(f"must be at least 16, got {self.image_size}", "features.image_size")
+        if self.knn_k < 1:
+            raise InputError(f"must be at least 1, got {self.knn_k}", "features.knn_k")
 
 
 @dataclass

@@ -174,7 +174,13 @@ def build_stages(cfg: BenchConfig) -> list[Stage]:
             gt_features_stage(cfg.features, cat_dir),
             {
                 k: feat_cfg[k]
-                for k in ("text_model", "image_backend", "image_model", "image_weights")
+                for k in (
+                    "text_model",
+                    "image_backend",
+                    "image_model",
+                    "image_weights",
+                    "image_size",
+                )
             },
             ("catalog",),
         )

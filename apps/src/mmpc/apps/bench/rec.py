@@ -52,7 +52,9 @@ def _text_encoder(cfg: FeaturesConfig) -> Any:
 def _image_encoder(cfg: FeaturesConfig) -> Any:
     from mmpc.recsys.features import ImageEncoder
 
-    return ImageEncoder(cfg.image_backend, cfg.image_model, cfg.image_weights)
+    return ImageEncoder(
+        cfg.image_backend, cfg.image_model, cfg.image_weights, image_size=cfg.image_size
+    )
 
 
 def gt_features_stage(
@@ -66,7 +68,10 @@ def gt_features_stage(
         text, image = _text_encoder(cfg), _image_encoder(cfg)
         out = extract_features(catalog_dir(ctx), ctx.out, text, image)
         n = len((out / "item_ids.txt").read_text().splitlines())
-        atomic_write_json(ctx.out / "encoders.json", {"text": text.label, "image": image.label})
+        atomic_write_json(
+            ctx.out / "encoders.json",
+            {"text": text.label, "image": image.label, "image_size": cfg.image_size},
+        )
         return {"items": n}
 
     return run
