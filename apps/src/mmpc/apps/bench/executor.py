@@ -51,6 +51,9 @@ from mmpc.apps.bench.stages import (
 
 LOGS = "logs"
 _NETNS_ENV = "MMPC_PRIVATE_NETNS"
+# Ray reads this when it is first imported (lightning may import it before start_ray runs):
+# workers run this interpreter, never a `uv run` that would resolve packages over the network.
+os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
 
 
 class Executor(Protocol):
