@@ -25,9 +25,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-# Before anything imports Ray (lightning may): workers run this interpreter, not `uv run`.
-os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
-
 from mmpc.apps.bench.config import BenchConfig, TaskResources
 from mmpc.apps.bench.executor import (
     LocalExecutor,

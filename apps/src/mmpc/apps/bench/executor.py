@@ -147,8 +147,7 @@ def start_ray(rcfg: RayConfig) -> bool:
     Workers run this interpreter (Ray's ``uv run`` runtime environment, which would upload the
     checkout, is turned off) and their output stays in files (``log_to_driver=False``).
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # uv-run env: off at module import
     import ray
 
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
