@@ -120,9 +120,7 @@ def test_text_llm_batched_equals_one_at_a_time(tiny_llm: Path, tiny_catalog: Cat
     assert backend.generate(requests) == [backend.generate([r])[0] for r in requests]
 
 
-def test_text_llm_prefix_cache_gives_the_same_tokens(
-    tiny_llm: Path, tiny_catalog: Catalog
-) -> None:
+def test_text_llm_prefix_cache_gives_the_same_tokens(tiny_llm: Path, tiny_catalog: Catalog) -> None:
     """The shared-prefix KV cache is an optimisation only: greedy answers stay token-equal."""
     long = {"max_new_tokens": 12, "do_sample": False}
     cached = TextLLMBackend(str(tiny_llm), generation=long, answer_prefix='{"prompt": "')

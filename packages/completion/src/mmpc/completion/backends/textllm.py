@@ -215,9 +215,9 @@ class TextLLMBackend(Generator):
         rows = self._tokenizer(texts, add_special_tokens=False)["input_ids"]
         prefix = _common_prefix(rows) if self.prefix_cache else []
         if len(prefix) < 2:
-            inputs = self._tokenizer.pad(
-                {"input_ids": rows}, padding=True, return_tensors="pt"
-            ).to(self._device)  # left padded: tokenized once, above
+            inputs = self._tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt").to(
+                self._device
+            )  # left padded: tokenized once, above
             cache_kwargs: dict[str, Any] = {}
         else:
             inputs, cache_kwargs = self._with_prefix_cache(rows, prefix)
