@@ -173,6 +173,17 @@ def test_resources_threads_and_logs_per_stage_kind(tmp_path: Path) -> None:
         ex.make_executor(replace(BenchConfig(), executor="dask"), tmp_path)  # type: ignore[arg-type]
 
 
+def test_warm_up_starts_as_many_workers_as_the_smallest_tasks_can_use() -> None:
+    assert ex.warm_up_slots(BenchConfig(), 2.0) == (2, 1.0)  # every kind 1 CPU
+    quarter = RayConfig(
+        resources={"recbench": TaskResources(num_cpus=0.25), "complete": TaskResources(4)}
+    )
+    assert ex.warm_up_slots(BenchConfig(ray=quarter), 2.0) == (8, 0.25)
+    big = RayConfig(resources={"complete": TaskResources(num_cpus=4)})
+    assert ex.warm_up_slots(BenchConfig(ray=big), 2.0) == (1, 4.0)  # at least one
+    assert BenchConfig().ray.warm_up is True
+
+
 def test_progress_keeps_one_line_per_kind(capsys: pytest.CaptureFixture[str]) -> None:
     names = ["catalog", "complete/a/i2t", "recbench/V/gt/seed0", "recbench/V/i2t/a/seed0"]
     progress = ex.KindProgress(names, enabled=False)

@@ -121,6 +121,29 @@ def test_killed_driver_resumes_from_the_manifests(checks: tuple[Path, dict[str, 
     assert all(v["status"] in ("ran", "skipped") for v in status.values())
 
 
+def test_warmed_up_workers_run_the_stages(checks: tuple[Path, dict[str, Any]]) -> None:
+    """Each driver first warms one worker per CPU (``ray.warm_up``) and its stages then run on
+    those workers: the first driver's catalogue stage and completion shards, and some of the
+    rerun's RecBench tasks."""
+    runs, _ = checks
+    logs = runs / "ray" / NAME / "logs"
+    warm = re.findall(
+        r"\[ray\] warm-up: 2 task\(s\) on 2 worker\(s\) in [\d.]+ s, pids \[(\d+), (\d+)\]",
+        (logs / "driver.log").read_text(),
+    )
+    assert len(warm) == 2, (logs / "driver.log").read_text()[-2000:]  # driver 1, its rerun
+    first, rerun = ({int(p) for p in pair} for pair in warm)
+    assert first.isdisjoint(rerun)  # a driver's workers are its own (another Ray job)
+    pids = {
+        log.name: [int(p) for p in re.findall(r"pid (\d+)", log.read_text())]
+        for log in logs.glob("*.log")
+        if log.name != "driver.log"
+    }
+    shards = [f"{COMPLETION.replace('/', '__')}__shard{k}-of-2.log" for k in (0, 1)]
+    assert {pids["catalog.log"][0], *(pids[s][0] for s in shards)} <= first
+    assert any(p in rerun for found in pids.values() for p in found)
+
+
 def test_report_tables_from_ray_equal_the_local_executor(
     checks: tuple[Path, dict[str, Any]],
 ) -> None:

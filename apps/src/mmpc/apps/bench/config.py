@@ -211,6 +211,11 @@ class RayConfig:
             (``unshare -n``, as root) when it can, and stops with one line otherwise.
         resources: per stage kind (first segment of a stage name: ``catalog``, ``complete``,
             ``grpo``, ``cqbench``, ``features``, ``recbench``); a missing kind asks for 1 CPU.
+        warm_up: before the first stage, start as many workers as tasks of the smallest kind
+            can run at once and let each import what a stage task imports (torch, Lightning,
+            the stage graph: ~10 s per process on the 2-core dev box), all in parallel; the
+            driver log reports it apart from the stages. False: each worker pays it in its
+            first task.
     """
 
     address: str | None = None
@@ -220,6 +225,7 @@ class RayConfig:
     max_retries: int = 3
     isolate_network: bool = True
     resources: dict[str, TaskResources] = field(default_factory=_default_resources)
+    warm_up: bool = True
 
 
 @dataclass

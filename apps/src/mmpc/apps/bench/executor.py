@@ -187,6 +187,23 @@ def _stages_of(cfg: BenchConfig) -> dict[str, Stage]:
     return _STAGES[key]
 
 
+def warm_worker(cfg: BenchConfig) -> int:
+    """The body of a warm-up task: import what a stage task imports (torch, Lightning, the
+    stage graph of ``cfg``) so this worker's first stage does not pay it; returns its pid."""
+    import lightning  # noqa: F401  (the import is the point)
+    import torch  # noqa: F401
+
+    _stages_of(cfg)
+    return os.getpid()
+
+
+def warm_up_slots(cfg: BenchConfig, cluster_cpus: float) -> tuple[int, float]:
+    """(number of warm-up tasks, CPUs each): as many as tasks of the kind asking for the fewest
+    CPUs can run at once on ``cluster_cpus`` (at least one)."""
+    cpus = min((r.num_cpus for r in cfg.ray.resources.values() if r.num_cpus > 0), default=1.0)
+    return max(1, int(cluster_cpus // cpus)), cpus
+
+
 @contextlib.contextmanager
 def _output_to(path: Path) -> Iterator[TextIO]:
     """Send this process's stdout and stderr (file descriptors 1 and 2) to ``path``."""
@@ -325,6 +342,8 @@ class RayExecutor:
         self._driver_log = (self.run_dir / LOGS / "driver.log").open("a", encoding="utf-8")
         self.runner = StageRunner(self.run_dir, show_progress=False, log=self._to_file)
         self.startup_s = 0.0
+        self.warm_up_s = 0.0
+        self.warm_pids: list[int] = []
         self._remote: Any = None
 
     def _to_file(self, line: str) -> None:
@@ -344,11 +363,33 @@ class RayExecutor:
         self.startup_s = time.perf_counter() - start
         self._to_file(f"[ray] connected in {self.startup_s:.1f} s: {ray.cluster_resources()}")
         try:
+            if self.cfg.ray.warm_up:
+                self._warm_up()
             return self._schedule(stages)
         finally:
             if started:
                 ray.shutdown()
             self._driver_log.flush()
+
+    def _warm_up(self) -> None:
+        """Start the workers and import the stage tasks' modules in each, in parallel (see
+        ``RayConfig.warm_up``); a failure is logged and left to the stages to report."""
+        import ray
+
+        start = time.perf_counter()
+        count, cpus = warm_up_slots(self.cfg, ray.cluster_resources().get("CPU", 1.0))
+        task = ray.remote(warm_worker).options(num_cpus=cpus, name="warm-up", max_retries=0)
+        cfg_ref = ray.put(self.cfg)
+        try:
+            self.warm_pids = ray.get([task.remote(cfg_ref) for _ in range(count)])
+        except ray.exceptions.RayError as err:
+            first = (str(err).strip().splitlines() or [""])[0][:300]
+            self._to_file(f"[ray] warm-up failed, going on without it: {first}")
+        self.warm_up_s = time.perf_counter() - start
+        self._to_file(
+            f"[ray] warm-up: {count} task(s) on {len(set(self.warm_pids))} worker(s) in "
+            f"{self.warm_up_s:.1f} s, pids {sorted(set(self.warm_pids))}"
+        )
 
     def _submit(self, name: str, part: str | None, cfg_ref: Any) -> Any:
         import ray
