@@ -14,9 +14,8 @@ completer × task × shard) and every RecBench training (``expected_epochs`` ×
 completer's trainings wait for its completion, as in the bench's stage graph; the ground-truth
 and imputation trainings do not. All durations are divided by one factor so the run lasts
 about ``--target-s`` seconds; the measured wall time is multiplied back. Printed side by side:
-the one-device sequential plan
-(``--dry-run``'s accelerator-hours), the dry-run's wall-time estimate for this many GPUs, and the
-simulated wall time.
+the one-device sequential plan (``--dry-run``'s accelerator-hours), the dry-run's wall-time
+estimate for this many GPUs, and the simulated wall time.
 """
 
 from __future__ import annotations

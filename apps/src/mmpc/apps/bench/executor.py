@@ -147,7 +147,7 @@ def start_ray(rcfg: RayConfig) -> bool:
     Workers run this interpreter (Ray's ``uv run`` runtime environment, which would upload the
     checkout, is turned off) and their output stays in files (``log_to_driver=False``).
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # uv-run env: off at module import
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the uv-run switch: at module import
     import ray
 
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -363,15 +363,16 @@ class RayExecutor:
         self.startup_s = time.perf_counter() - start
         self._to_file(f"[ray] connected in {self.startup_s:.1f} s: {ray.cluster_resources()}")
         try:
+            cfg_ref = ray.put(self.cfg)
             if self.cfg.ray.warm_up:
-                self._warm_up()
-            return self._schedule(stages)
+                self._warm_up(cfg_ref)
+            return self._schedule(stages, cfg_ref)
         finally:
             if started:
                 ray.shutdown()
             self._driver_log.flush()
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, cfg_ref: Any) -> None:
         """Start the workers and import the stage tasks' modules in each, in parallel (see
         ``RayConfig.warm_up``); a failure is logged and left to the stages to report."""
         import ray
@@ -379,7 +380,6 @@ class RayExecutor:
         start = time.perf_counter()
         count, cpus = warm_up_slots(self.cfg, ray.cluster_resources().get("CPU", 1.0))
         task = ray.remote(warm_worker).options(num_cpus=cpus, name="warm-up", max_retries=0)
-        cfg_ref = ray.put(self.cfg)
         try:
             self.warm_pids = ray.get([task.remote(cfg_ref) for _ in range(count)])
         except ray.exceptions.RayError as err:
@@ -406,10 +406,9 @@ class RayExecutor:
         )
         return remote.remote(cfg_ref, self.run_dir, name, part, task_threads(res))
 
-    def _schedule(self, stages: Sequence[Stage]) -> list[StageResult]:
+    def _schedule(self, stages: Sequence[Stage], cfg_ref: Any) -> list[StageResult]:
         import ray
 
-        cfg_ref = ray.put(self.cfg)
         progress = KindProgress([s.name for s in stages], self.show_progress)
         waiting = list(stages)
         running: dict[Any, tuple[Stage, str | None, float]] = {}
