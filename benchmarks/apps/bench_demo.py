@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from mmpc.apps import bench_cli
+from mmpc.apps.cli import bench as bench_cli
 
 
 def main() -> int:

@@ -29,7 +29,7 @@ import time
 from mmpc.apps.bench.config import TaskResources
 from mmpc.apps.bench.executor import isolated_command, loopback_only
 from mmpc.apps.bench.plan import make_plan, wall_hours
-from mmpc.apps.bench_cli import parse_config
+from mmpc.apps.cli.bench import parse_config
 
 
 def _sleep(seconds: float, *deps: object) -> None:

@@ -36,7 +36,7 @@ from mmpc.apps.bench.executor import (
     loopback_only,
 )
 from mmpc.apps.bench.pipeline import build_stages, run_dir
-from mmpc.apps.bench_cli import parse_config
+from mmpc.apps.cli.bench import parse_config
 
 
 def _time_recbench(

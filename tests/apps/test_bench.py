@@ -17,9 +17,11 @@ import lightning as L
 import pandas as pd
 import pytest
 
-from mmpc.apps import bench_cli, cli, report_cli
+from mmpc.apps import cli
 from mmpc.apps.bench.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
 from mmpc.apps.bench.stages import MANIFEST, Stage, StageRunner
+from mmpc.apps.cli import bench as bench_cli
+from mmpc.apps.cli import report as report_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "apps" / "configs" / "bench"

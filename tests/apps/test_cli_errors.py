@@ -5,7 +5,6 @@ console of `mmpc recsys fit` (and `--verbose`), and logs under `--trainer.defaul
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests._fixtures.mmrec import make_mmrec_folder
 
 from mmpc.apps import cli
 from mmpc.completion.catalog import synthesize
@@ -25,19 +25,9 @@ VBPR = CONFIGS / "recsys" / "vbpr.yaml"
 RETRIEVAL = CONFIGS / "completion" / "retrieval-baseline_i2t.yaml"
 QWEN = CONFIGS / "completion" / "qwen2.5-vl-7b_i2t.yaml"
 GRPO_DEMO = CONFIGS / "grpo" / "demo_t2i.yaml"
+GRPO_DEMO_I2T = CONFIGS / "grpo" / "demo_i2t.yaml"
 GRPO_PAPER = CONFIGS / "grpo" / "paper_t2i.yaml"
 TINY_BENCH = CONFIGS / "bench" / "tiny.yaml"
-
-
-def _make_mmrec_folder() -> Callable[[Path], Path]:
-    """``make_mmrec_folder`` of tests/recsys/conftest.py (the tiny MMRec data of those tests)."""
-    spec = importlib.util.spec_from_file_location(
-        "recsys_fixtures", ROOT / "tests/recsys/conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_mmrec_folder
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,7 @@ class Inputs:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     tmp = tmp_path_factory.mktemp("inputs")
-    mmrec = _make_mmrec_folder()(tmp / "mmrec", users=40, items=30, per_user=6)
+    mmrec = make_mmrec_folder(tmp / "mmrec", users=40, items=30, per_user=6)
     corrupt = tmp / "corrupt_npy"
     corrupt.mkdir()
     (corrupt / "tiny.inter").write_bytes((mmrec / "tiny.inter").read_bytes())
@@ -164,6 +154,10 @@ CASES: list[Case] = [
     ("grpo-bad-value", 2,
      lambda i, o: _grpo(i, o, f"--data.catalog={i.catalog}", "--model.lora_r=wide"),
      lambda i, o: "--model.lora_r"),
+    ("grpo-value-the-module-rejects", 2,
+     lambda i, o: _grpo(i, o, f"--data.catalog={i.catalog}", "--model.group_size=0",
+                        config=GRPO_DEMO_I2T),
+     lambda i, o: "group_size must be >= 2 (advantages are relative), got 0 (--model.group_size)"),
     ("grpo-malformed-config", 2, lambda i, o: _grpo(i, o, config=i.bad_yaml),
      lambda i, o: "--config"),
     ("grpo-missing-weights", 3,
@@ -204,6 +198,8 @@ CASES: list[Case] = [
      lambda i, o: "--recbench.seeds"),
     ("bench-out-of-range-value", 2, lambda i, o: _bench(i, o, "--features.image_size=4"),
      lambda i, o: "features.image_size"),
+    ("bench-no-seeds", 2, lambda i, o: _bench(i, o, "--recbench.seeds=[]", "--dry-run"),
+     lambda i, o: "needs at least one seed, got [] (recbench.seeds)"),
     ("bench-malformed-config", 2,
      lambda i, o: ["bench", f"--config={i.bad_yaml}", f"--runs_dir={o}"],
      lambda i, o: "--config"),
@@ -277,7 +273,7 @@ def test_debug_shows_the_traceback_with_the_same_code(
 
 
 def test_a_bug_keeps_its_traceback(inputs: Inputs, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmpc.apps import data_cli
+    from mmpc.apps.cli import data as data_cli
 
     def broken(args: object) -> int:
         raise KeyError("a bug")
@@ -329,7 +325,7 @@ def test_verbose_before_or_after_the_command(
     fake = types.ModuleType("mmpc_fake_cli")
     fake.main = lambda rest: calls.append((os.environ.get(VERBOSE_ENV), rest)) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mmpc_fake_cli", fake)
-    monkeypatch.setitem(cli.COMMANDS, "fake", ("mmpc_fake_cli", "test"))
+    monkeypatch.setitem(cli.COMMANDS, "fake", cli.Command("mmpc_fake_cli", "test"))
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
     assert cli.main(argv) == 0
     assert calls == [seen]

@@ -252,7 +252,7 @@ def test_makespan_and_wall_time_for_n_gpus() -> None:
     assert _list_schedule([(2, 4.0)], 1.0) == 2  # asks for more than there is: gets it all
     # job 1 waits for job 2 although a GPU is free: 3 + 2, beside the 4 of job 0
     assert _list_schedule([(4, 1.0), (2, 1.0), (3, 1.0)], 2.0, [None, 2, None]) == 5
-    from mmpc.apps.bench_cli import parse_config
+    from mmpc.apps.cli.bench import parse_config
 
     cfg, _, _ = parse_config(["--config", str(ROOT / "apps/configs/bench/paper.yaml")])
     plan = make_plan(cfg)
@@ -266,7 +266,7 @@ def test_makespan_and_wall_time_for_n_gpus() -> None:
 
 
 def test_dry_run_prints_the_wall_time_for_gpus(capsys: pytest.CaptureFixture[str]) -> None:
-    from mmpc.apps import bench_cli
+    from mmpc.apps.cli import bench as bench_cli
 
     paper = str(ROOT / "apps/configs/bench/paper.yaml")
     assert bench_cli.main(["--config", paper, "--dry-run", "--gpus", "4"]) == 0

@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmpc.apps import bench_cli
 from mmpc.apps.bench.config import GRPORunConfig
 from mmpc.apps.bench.grpo import (
     StepSampler,
@@ -20,6 +19,7 @@ from mmpc.apps.bench.grpo import (
     tuned_completer,
 )
 from mmpc.apps.bench.pipeline import build_stages, conditions
+from mmpc.apps.cli import bench as bench_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "apps" / "configs" / "bench" / "tiny.yaml"

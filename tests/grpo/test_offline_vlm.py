@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mmpc.apps.grpo_cli import main
+from mmpc.apps.cli.grpo import main
 from mmpc.completion.backends import OfflineVisionLM
 from mmpc.completion.backends.base import BackendContext, Request
 from mmpc.completion.catalog import Catalog, synthesize

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpc.apps.recsys_cli import main
+from mmpc.apps.cli.recsys import main
 
 CONFIG = Path(__file__).parents[2] / "apps" / "configs" / "recsys" / "vbpr.yaml"
 COMMON = [

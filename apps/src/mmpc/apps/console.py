@@ -1,4 +1,4 @@
-"""A quiet console for the Lightning-driven commands, and their torch-free short help.
+"""A quiet console for the Lightning-driven commands and the bench stages that train or load models.
 
 By default :func:`quiet_libraries` silences library chatter that is not about the user's run:
 Lightning's device lines ("GPU available", "TPU available", ...), its advertisement tips, "Seed
@@ -16,14 +16,11 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 __all__ = [
     "CHATTER_LOGGERS",
     "CHATTER_WARNINGS",
     "VERBOSE_ENV",
-    "configs_dir",
-    "lightning_help",
     "quiet_libraries",
     "verbose",
 ]
@@ -96,38 +93,3 @@ def _transformers_bars():  # type: ignore[no-untyped-def]
     except ImportError:
         return None
     return hf_logging
-
-
-def lightning_help(
-    prog: str, subcommands: dict[str, str], sections: dict[str, str], configs: Path | None
-) -> str:
-    """The short help of a LightningCLI command, written without importing torch.
-
-    Args:
-        prog: e.g. ``"mmpc recsys"``.
-        subcommands: name -> one line.
-        sections: config section -> what it holds.
-        configs: the folder of the command's YAML configs (listed when it exists).
-    """
-    choices = ",".join(subcommands)
-    lines = [f"usage: {prog} {{{choices}}} --config FILE [--section.key=value ...]", ""]
-    lines += ["subcommands:"] + [f"  {name:<10}{text}" for name, text in subcommands.items()]
-    lines += ["", "config sections (YAML keys, or --section.key=value on the command line):"]
-    lines += [f"  {name:<16}{text}" for name, text in sections.items()]
-    if configs is not None and configs.is_dir():
-        lines += ["", f"configs in {configs}:"]
-        lines += [f"  {path.name}" for path in sorted(configs.glob("*.yaml"))]
-    first = next(iter(subcommands))
-    lines += [
-        "",
-        f"every option with its type and default: {prog} {first} --help-all (imports torch,"
-        " a few seconds)",
-        f"a config's resolved values: {prog} {first} --config FILE --print_config",
-    ]
-    return "\n".join(lines)
-
-
-def configs_dir(kind: str) -> Path | None:
-    """``apps/configs/<kind>`` of the checkout this package is installed from, if present."""
-    folder = Path(__file__).resolve().parents[3] / "configs" / kind
-    return folder if folder.is_dir() else None

@@ -161,6 +161,10 @@ class RecBenchConfig:
     seconds_per_epoch: float = 2.0
     expected_epochs: int = 200
 
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise InputError("needs at least one seed, got []", "recbench.seeds")
+
 
 @dataclass
 class ReportConfig:

@@ -30,7 +30,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ import yaml
 
 from mmpc.apps.bench.config import CompleterConfig, GRPORunConfig
 from mmpc.apps.bench.stages import StageContext, StageUnavailableError, atomic_write_text
+from mmpc.apps.config_files import find_config
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -50,14 +50,11 @@ ADAPTER = "adapter"
 
 
 def resolve_config_path(path: str) -> Path:
-    """A GRPO YAML path: as given (absolute or from the working folder), else from the checkout."""
-    given = Path(path)
-    if given.is_file():
-        return given
-    checkout = Path(str(resources.files("mmpc.apps"))).parents[3] / path
-    if not given.is_absolute() and checkout.is_file():
-        return checkout
-    raise ValueError(f"grpo: config {path!r} not found (from {Path.cwd()} or the checkout)")
+    """A GRPO YAML path: as given (absolute or from the working folder), else the shipped one."""
+    found = find_config(path)
+    if found is not None and found.is_file():
+        return found
+    raise ValueError(f"grpo: config {path!r} not found (from {Path.cwd()} or the shipped configs)")
 
 
 def grpo_settings(run: GRPORunConfig) -> dict[str, dict[str, Any]]:

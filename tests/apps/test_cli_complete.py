@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmpc.apps import cli as dispatcher
-from mmpc.apps.complete_cli import main
+from mmpc.apps.cli.complete import main
 from mmpc.completion.catalog import Catalog
 from mmpc.completion.writer import RUN_CONFIG
 

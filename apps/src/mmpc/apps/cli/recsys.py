@@ -8,7 +8,8 @@
 writes ``metrics.json`` in the run's log folder, under ``--trainer.default_root_dir`` when it is
 given. The data module's ``num_users``, ``num_items`` and ``feature_dims`` are linked into the
 model, so configs hold hyperparameters only. Bad input ends the command with one line on stderr
-and exit code 2. ``--help`` is a short torch-free summary; ``--help-all`` lists every option.
+and exit code 2. ``--help`` is a short torch-free summary (:data:`mmpc.apps.cli.COMMANDS`);
+``--help-all`` lists every option.
 """
 
 from __future__ import annotations
@@ -16,26 +17,35 @@ from __future__ import annotations
 import json
 import sys
 
-from mmpc.apps.console import configs_dir, lightning_help
-from mmpc.apps.errors import check_input_path, run_guarded
+from lightning.pytorch.cli import LightningArgumentParser
+
+from mmpc.apps.cli.errors import check_input_path, run_guarded
+from mmpc.apps.cli.lightning import MMPCLightningCLI, run_lightning
 from mmpc.metrics.errors import InputError
 
-__all__ = ["main", "summarize"]
+__all__ = ["RecsysCLI", "main", "summarize"]
 
-PROG = "mmpc recsys"
-SUBCOMMANDS = {
-    "fit": "train, then test the best-validation checkpoint; writes metrics.json",
-    "test": "test a checkpoint (--ckpt_path); writes metrics.json",
-    "summarize": "RUN_DIR ...: mean ± std over the metrics.json files below the folders",
-}
-SECTIONS = {
-    "model": "RecommenderModule: model (VBPR / BM3 / FREEDOM + init_args), lr, ks, monitor",
-    "data": "InteractionDataModule: root (MMRec or catalogue folder), feature_dir, batch sizes",
-    "trainer": "Lightning Trainer options; default_root_dir re-roots the logs and checkpoints",
-    "seed_everything": "global seed",
-    "ckpt_path": "checkpoint to test (test) or resume from (fit)",
-    "test_after_fit": "test the best checkpoint after fit (default true)",
-}
+
+class RecsysCLI(MMPCLightningCLI):
+    """LightningCLI with data sizes linked into the recommender and test-after-fit."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for name in ("num_users", "num_items", "feature_dims"):
+            parser.link_arguments(
+                f"data.{name}", f"model.model.init_args.{name}", apply_on="instantiate"
+            )
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True, help="test the best checkpoint after fit"
+        )
+
+    def after_fit(self) -> None:
+        config = self.config.get(self.subcommand, self.config)
+        if not config.get("test_after_fit", True) or self.trainer.fast_dev_run:
+            if self.trainer.fast_dev_run:
+                self.trainer.test(self.model, datamodule=self.datamodule)
+            return
+        ckpt = "best" if self.trainer.checkpoint_callback is not None else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
 
 
 def summarize(argv: list[str]) -> int:
@@ -54,26 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mmpc recsys``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "summarize":
-        return run_guarded(PROG, lambda: summarize(args[1:]))
-    if "-h" in args or "--help" in args:
-        print(lightning_help(PROG, SUBCOMMANDS, SECTIONS, configs_dir("recsys")))
-        return 0
-    from mmpc.apps.clis.recsys import RecsysCLI
-    from mmpc.apps.lightning_cli import run_cli
+        return run_guarded("mmpc recsys", lambda: summarize(args[1:]))
     from mmpc.recsys.data import InteractionDataModule
     from mmpc.recsys.module import RecommenderModule
 
-    return run_cli(
-        PROG,
+    return run_lightning(
+        "recsys",
         RecsysCLI,
         args,
         model_class=RecommenderModule,
         datamodule_class=InteractionDataModule,
         subclass_mode_model=False,
         save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmpc.apps.grpo_cli import main
+from mmpc.apps.cli.grpo import main
 from mmpc.completion.catalog import synthesize
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models, shared cores
 
 CONFIGS = Path(__file__).resolve().parents[2] / "apps" / "configs" / "grpo"
 

@@ -4,7 +4,7 @@ A refused run ends with one stderr line ``mmpc <command>: <what> (<where>)`` and
 
 * 2: the user's input is wrong (:class:`~mmpc.metrics.errors.InputError`, e.g. a missing or
   wrong-kind path, a folder that is not a catalogue, a corrupt file, an unknown config key or a bad
-  value, an output folder that cannot be created);
+  value, a value a module's constructor rejects, an output folder that cannot be created);
 * 3: a resource the run needs is not on this machine
   (:class:`~mmpc.metrics.errors.MissingWeightsError`);
 * 1: anything else, a bug, which keeps its traceback.
@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
 
@@ -34,6 +34,7 @@ __all__ = [
     "check_catalog_dir",
     "check_input_path",
     "check_output_dir",
+    "rejected_option",
     "run_guarded",
 ]
 
@@ -72,6 +73,31 @@ def argument_message(err: argparse.ArgumentError) -> str:
         reason = " ".join(lines).removeprefix("Problems parsing config: ")
         return f"malformed config: {reason} (--config)"
     return " ".join(lines)
+
+
+def rejected_option(message: str, keys: Iterable[str]) -> str | None:
+    """The config key a constructor's ``ValueError`` is about, found by its name in the message.
+
+    A module that validates its arguments says which one it rejects (``group_size must be >= 2,
+    got 0``); the key whose last part is named there (``model.group_size``) is the user's option.
+    The longest such name wins (``max_new_tokens`` over ``tokens``); a message naming no key is
+    not taken for the user's input.
+
+    Args:
+        message: the error's text.
+        keys: the dotted keys of the parsed config, e.g. ``"model.group_size"``.
+
+    Returns:
+        The key, or None when the message names none.
+    """
+    named = [
+        key
+        for key in keys
+        if re.search(rf"(?<![\w.]){re.escape(key.rsplit('.', 1)[-1])}(?!\w)", message)
+    ]
+    if not named:
+        return None
+    return max(named, key=lambda key: (len(key.rsplit(".", 1)[-1]), -len(key)))
 
 
 def _refuse(prog: str, message: str, code: int) -> int:

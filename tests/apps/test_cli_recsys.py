@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from mmpc.apps.cli import main as mmpc_main
-from mmpc.apps.recsys_cli import main
+from mmpc.apps.cli.recsys import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models, shared cores
 
 CONFIGS = sorted((Path(__file__).parents[2] / "apps" / "configs" / "recsys").glob("*.yaml"))
 TINY = {

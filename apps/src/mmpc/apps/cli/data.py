@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmpc.apps.errors import (
+from mmpc.apps.cli.errors import (
     Parser,
     check_catalog_dir,
     check_input_path,

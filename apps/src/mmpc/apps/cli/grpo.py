@@ -1,4 +1,16 @@
-"""The LightningCLI of ``mmpc grpo fit`` (see :mod:`mmpc.apps.grpo_cli`)."""
+"""``mmpc grpo fit --config apps/configs/grpo/<name>.yaml [--key=value ...]``.
+
+A LightningCLI with the single sub-command ``fit``: ``model`` is
+:class:`~mmpc.grpo.module.GRPOModule` (policy, LoRA, rewards, GRPO settings), ``data`` is
+:class:`~mmpc.grpo.data.GRPODataModule` (the catalogue's GRPO sample); ``data.task`` is linked into
+``model.task``. Metrics go to a ``CSVLogger`` unless the config names another logger, one row per
+step, under ``--trainer.default_root_dir`` when it is given; after ``fit`` the reward curve is
+drawn next to ``metrics.csv`` as ``reward_curve.png`` and the LoRA adapter is in
+``<log_dir>/adapter`` (or ``model.adapter_dir``). Bad input (a value the module rejects too, e.g.
+``--model.group_size=0``) ends the command with one line on stderr and exit code 2, weights that
+cannot be loaded here with exit code 3. ``--help`` is a short torch-free summary
+(:data:`mmpc.apps.cli.COMMANDS`); ``--help-all`` lists every option.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +18,10 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser
 
-from mmpc.apps.errors import check_catalog_dir, check_output_dir
-from mmpc.apps.lightning_cli import MMPCLightningCLI
-from mmpc.grpo.plotting import plot_reward_curve
+from mmpc.apps.cli.errors import check_catalog_dir, check_output_dir
+from mmpc.apps.cli.lightning import MMPCLightningCLI, run_lightning
 
-__all__ = ["GRPOCLI"]
+__all__ = ["GRPOCLI", "main"]
 
 
 class GRPOCLI(MMPCLightningCLI):
@@ -55,8 +66,26 @@ class GRPOCLI(MMPCLightningCLI):
         self.model.configure_model()
 
     def after_fit(self) -> None:
+        from mmpc.grpo.plotting import plot_reward_curve
+
         log_dir = self.trainer.log_dir
         metrics = Path(log_dir) / "metrics.csv" if log_dir else None
         if metrics is not None and metrics.is_file() and self.trainer.is_global_zero:
             png = plot_reward_curve(metrics, metrics.with_name("reward_curve.png"))
             print(f"mmpc grpo: reward curve {png}; adapter {self.model.adapter_path()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the GRPO CLI; returns the exit code (2 bad input, 3 missing weights)."""
+    from mmpc.grpo.data import GRPODataModule
+    from mmpc.grpo.module import GRPOModule
+
+    return run_lightning(
+        "grpo",
+        GRPOCLI,
+        argv,
+        model_class=GRPOModule,
+        datamodule_class=GRPODataModule,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmpc.apps import data_cli
+from mmpc.apps.cli import data as data_cli
 from mmpc.apps.cli import main as mmpc_main
 from mmpc.completion.catalog import Catalog
 

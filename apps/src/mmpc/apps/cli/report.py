@@ -1,7 +1,7 @@
 """``mmpc report RUN``: (re)write the Markdown + HTML report of a bench run folder.
 
 A run folder is one that ``mmpc bench`` wrote: it holds ``bench_config.json`` or ``status.json``.
-Bad input ends the command with one line on stderr and exit code 2 (:mod:`mmpc.apps.errors`).
+Bad input ends the command with one line on stderr and exit code 2 (:mod:`mmpc.apps.cli.errors`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmpc.apps.errors import Parser, check_input_path, check_output_dir, run_guarded
+from mmpc.apps.cli.errors import Parser, check_input_path, check_output_dir, run_guarded
 from mmpc.metrics.errors import InputError
 
 RUN_MARKERS = ("bench_config.json", "status.json")
@@ -54,7 +54,3 @@ def main(argv: list[str] | None = None) -> int:
     """Write ``RUN/report/report.{md,html}``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     return run_guarded("mmpc report", lambda: _run(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

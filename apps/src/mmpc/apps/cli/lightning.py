@@ -1,10 +1,13 @@
 """Running a LightningCLI as an ``mmpc`` sub-command: the error contract, a quiet console, and
 logs under ``--trainer.default_root_dir``.
 
-:class:`MMPCLightningCLI` is the base of ``mmpc recsys``, ``mmpc complete`` and ``mmpc grpo``:
+:class:`MMPCLightningCLI` is the base of ``mmpc recsys``, ``mmpc complete`` and ``mmpc grpo``, and
+:func:`run_lightning` their one ``main``:
 
 * argument errors (unknown key, bad value, unreadable ``--config``) are raised, not printed with
-  the usage, so :func:`~mmpc.apps.errors.run_guarded` reports them in one line naming the key;
+  the usage, so :func:`~mmpc.apps.cli.errors.run_guarded` reports them in one line naming the key;
+* a value that a module's constructor rejects (a ``ValueError`` whose message names the key, e.g.
+  ``group_size must be >= 2``) is the user's input too: one line naming ``--model.group_size``;
 * output folders (``trainer.default_root_dir``, the logger's ``save_dir``, :attr:`output_keys`)
   are checked before any class is built, so a refused run writes nothing;
 * when ``--trainer.default_root_dir`` is given, loggers write under it unless ``save_dir`` is
@@ -22,10 +25,12 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from mmpc.apps.cli import command_help, wants_help
+from mmpc.apps.cli.errors import check_output_dir, rejected_option, run_guarded
 from mmpc.apps.console import quiet_libraries
-from mmpc.apps.errors import check_output_dir, run_guarded
+from mmpc.metrics.errors import InputError
 
-__all__ = ["MMPCLightningCLI", "run_cli"]
+__all__ = ["MMPCLightningCLI", "run_lightning"]
 
 
 def _loggers(value: Any) -> list[Namespace]:
@@ -88,6 +93,17 @@ class MMPCLightningCLI(LightningCLI):
             if value is not None:
                 check_output_dir(value, f"--{key}")
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except InputError:
+            raise
+        except ValueError as err:  # a module's own validation of the user's value
+            key = rejected_option(str(err), self._section().keys())
+            if key is None:
+                raise
+            raise InputError(str(err), f"--{key}") from err
+
     def output_location(self) -> str | None:
         """Where this run's logs / outputs go, for the status line."""
         trainer = self.trainer
@@ -104,25 +120,47 @@ class MMPCLightningCLI(LightningCLI):
         print(f"{self.prog} {self.subcommand}: {name} ({devices}){logs}", file=sys.stderr)
 
 
-def run_cli(prog: str, cli_class: type[MMPCLightningCLI], args: list[str], **kwargs: Any) -> int:
-    """Instantiate ``cli_class(args=args, **kwargs)`` under the error contract; the exit code.
+def run_lightning(
+    name: str,
+    cli_class: type[MMPCLightningCLI],
+    argv: list[str] | None,
+    model_class: type,
+    datamodule_class: type,
+    **kwargs: Any,
+) -> int:
+    """``main`` of a LightningCLI command: its short help, or ``cli_class`` under the contract.
 
     Args:
-        prog: The sub-command's name in messages, e.g. ``"mmpc complete"``.
-        cli_class: The :class:`MMPCLightningCLI` subclass to run.
-        args: The sub-command's own argv slice (``--help-all`` is LightningCLI's ``--help``).
-        kwargs: Passed to ``cli_class``.
+        name: the command, e.g. ``"complete"`` (a key of :data:`mmpc.apps.cli.COMMANDS`).
+        cli_class: the :class:`MMPCLightningCLI` subclass to run.
+        argv: the command's own arguments (None: ``sys.argv[1:]``); ``--help-all`` is
+            LightningCLI's ``--help``.
+        model_class: the LightningModule class.
+        datamodule_class: the LightningDataModule class.
+        kwargs: passed to ``cli_class`` (``auto_configure_optimizers=False`` unless given).
 
     Returns:
-        0 on success, 2 for the user's input (one line ``prog: message``), 3 for missing
+        0 on success, 2 for the user's input (one line ``mmpc <name>: message``), 3 for missing
         weights, or the code of ``--help``.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args):
+        print(command_help(name))
+        return 0
     args = ["--help" if a == "--help-all" else a for a in args]
+    prog = f"mmpc {name}"
+    kwargs.setdefault("auto_configure_optimizers", False)
 
     def body() -> None:
         with quiet_libraries(), warnings.catch_warnings():
             # `mmpc <command> ...` passes its own argv slice on purpose.
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            cli_class(prog=prog, args=args, **kwargs)
+            cli_class(
+                model_class=model_class,
+                datamodule_class=datamodule_class,
+                prog=prog,
+                args=args,
+                **kwargs,
+            )
 
     return run_guarded(prog, body)

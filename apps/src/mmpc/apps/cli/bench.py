@@ -19,27 +19,24 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import MISSING, fields
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmpc.apps.bench import config as bench_config
 from mmpc.apps.bench.config import BenchConfig
-from mmpc.apps.errors import check_catalog_dir, check_output_dir, run_guarded
+from mmpc.apps.cli.errors import check_catalog_dir, check_output_dir, run_guarded
+from mmpc.apps.config_files import find_config
 
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser
 
-DEFAULT_CONFIG = Path("apps/configs/bench/demo.yaml")
+DEFAULT_CONFIG = "apps/configs/bench/demo.yaml"
 
 
 def default_config() -> Path | None:
-    """The demo YAML: the checkout's ``apps/configs/bench/demo.yaml`` if present."""
-    here = Path(str(resources.files("mmpc.apps"))).parents[2] / "configs" / "bench" / "demo.yaml"
-    for path in (DEFAULT_CONFIG, here):
-        if path.is_file():
-            return path
-    return None
+    """The demo YAML: ``apps/configs/bench/demo.yaml`` from the working folder, else the shipped
+    one (:func:`~mmpc.apps.config_files.find_config`)."""
+    return find_config(DEFAULT_CONFIG)
 
 
 def short_help() -> str:
@@ -147,7 +144,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = ["--help" if a == "--help-all" else a for a in args]
     return run_guarded("mmpc bench", lambda: _run(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
