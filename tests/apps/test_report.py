@@ -15,16 +15,11 @@ from PIL import Image
 from scipy import stats as sps
 
 from mmpc.apps.report import GalleryItem, ReportInputs, write_report
-from mmpc.apps.report.data import GT, REC_METRICS
+from mmpc.apps.report.cqbench import cq_tables
+from mmpc.apps.report.quality_impact import spearman_table
+from mmpc.apps.report.recbench import REL_DIFF, bootstrap_frame, rec_overall_tables, rec_tables
 from mmpc.apps.report.stats import paired_bootstrap, radar_scores, spearman, two_level_summary
-from mmpc.apps.report.tables import (
-    REL_DIFF,
-    bootstrap_frame,
-    cq_tables,
-    rec_overall_tables,
-    rec_tables,
-    spearman_table,
-)
+from mmpc.apps.schema import GT, REC_METRICS
 
 COMPLETERS = ("alpha", "beta", "gamma")
 CATEGORIES = ("Books", "Games", "Tools")
