@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,11 @@ from PIL import Image
 from scipy import stats as sps
 
 from mmpc.apps.report import GalleryItem, ReportInputs, write_report
-from mmpc.apps.report.data import GT, REC_METRICS
+from mmpc.apps.report.cqbench import cq_tables
+from mmpc.apps.report.quality_impact import spearman_table
+from mmpc.apps.report.recbench import REL_DIFF, bootstrap_frame, rec_overall_tables, rec_tables
 from mmpc.apps.report.stats import paired_bootstrap, radar_scores, spearman, two_level_summary
-from mmpc.apps.report.tables import (
-    REL_DIFF,
-    bootstrap_frame,
-    cq_tables,
-    rec_overall_tables,
-    rec_tables,
-    spearman_table,
-)
+from mmpc.apps.schema import GT, REC_METRICS
 
 COMPLETERS = ("alpha", "beta", "gamma")
 CATEGORIES = ("Books", "Games", "Tools")
@@ -407,3 +403,13 @@ def test_html_renders_images_in_headless_chromium(inputs: ReportInputs, tmp_path
     assert "probe" in log_bare
     assert with_images > 0.01
     assert _coloured_fraction(tmp_path / "bare.png") < with_images / 10
+
+
+def test_report_reads_a_run_without_importing_the_bench() -> None:
+    # The report shares only mmpc.apps.schema with the bench: no import circle between the two.
+    code = (
+        "import sys, mmpc.apps.report, mmpc.apps.report.load, mmpc.apps.report.contents; "
+        "print(sorted(m for m in sys.modules if m.startswith('mmpc.apps.bench')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 
 from mmpc.apps.report import ReportInputs, write_report
-from mmpc.apps.report.data import DEFAULT_METRICS, GRPORun
-from mmpc.apps.report.tables import (
+from mmpc.apps.report.data import GRPORun
+from mmpc.apps.report.grpo import (
     grpo_before_after_tables,
     grpo_category_tables,
     grpo_delta,
     grpo_notes,
 )
+from mmpc.apps.schema import DEFAULT_METRICS
 
 CATEGORIES = ("Books", "Games", "Tools")
 # Per metric: the change GRPO makes to every item (plus noise). Cosine and PSNR improve,

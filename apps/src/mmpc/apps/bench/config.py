@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mmpc.apps.schema import ReportConfig
 from mmpc.metrics.errors import InputError
 
 
@@ -164,16 +165,6 @@ class RecBenchConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise InputError("needs at least one seed, got []", "recbench.seeds")
-
-
-@dataclass
-class ReportConfig:
-    """Report options: gallery size, bootstrap replicates, heatmap metric, a GRPO log."""
-
-    gallery: int = 6
-    bootstrap_samples: int = 1000
-    heatmap_metric: str = "recall@20"
-    grpo_log: str | None = None
 
 
 @dataclass

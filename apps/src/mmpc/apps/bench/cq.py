@@ -29,7 +29,7 @@ import torch
 
 from mmpc.apps.bench.config import CQBenchConfig
 from mmpc.apps.bench.stages import ItemLog, StageContext, atomic_write_json, atomic_write_text
-from mmpc.apps.report.data import DEFAULT_METRICS, MetricInfo
+from mmpc.apps.schema import DEFAULT_METRICS, MetricInfo
 
 TEXT_KEYS = ("cosine", "euclidean", "overlap", "bertscore")
 IMAGE_KEYS = ("psnr", "ssim", "mse", "lpips", "clip")

@@ -38,7 +38,7 @@ from mmpc.apps.bench.stages import (
     atomic_write_text,
 )
 from mmpc.apps.console import quiet_libraries
-from mmpc.apps.report.data import KS, REC_METRICS
+from mmpc.apps.schema import KS, REC_METRICS
 
 MASKED_MODALITY = {"i2t": "text", "t2i": "image"}
 

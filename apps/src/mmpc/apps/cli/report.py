@@ -33,9 +33,9 @@ def _run(argv: list[str]) -> int:
     if args.grpo_log is not None:
         check_input_path(args.grpo_log, "GRPO log", kind="file")
     out = check_output_dir(args.out or run / "report", "--out folder")
-    from mmpc.apps.bench.config import ReportConfig
     from mmpc.apps.report.html import write_report
     from mmpc.apps.report.load import load_run
+    from mmpc.apps.schema import ReportConfig
 
     saved = run / "bench_config.json"
     try:

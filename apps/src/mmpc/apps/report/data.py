@@ -4,9 +4,10 @@ Shapes (one row per unit; metric columns are floats, NaN where a metric does not
 
 * ``cq``: ``completer, task, category, item_id, <metric keys>`` — per-item CQBench scores.
 * ``rec``: ``model, task, condition, kind, seed, category, recall@K, ndcg@K`` for K in
-  :data:`KS` — one RecBench test result; ``kind`` is ``"gt"`` (the ground-truth features,
-  ``condition == "ground_truth"``), ``"completer"`` or ``"imputation"``. Ground-truth rows belong
-  to both tasks (``task`` is ``"i2t"`` or ``"t2i"``, a GT run is listed once per task).
+  :data:`mmpc.apps.schema.KS` — one RecBench test result; ``kind`` is ``"gt"`` (the
+  ground-truth features, ``condition == "ground_truth"``), ``"completer"`` or ``"imputation"``.
+  Ground-truth rows belong to both tasks (``task`` is ``"i2t"`` or ``"t2i"``, a GT run is listed
+  once per task).
 * ``rec_users``: the same keys plus ``user_id`` and the metric columns, one row per test user
   (the vectors behind ``rec``, paired by user for the bootstrap).
 * ``grpo_log``: a GRPO CSV log (``step`` plus reward columns) given from outside the run.
@@ -21,38 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KS = (5, 10, 20, 50)
-REC_METRICS = tuple(f"{m}@{k}" for k in KS for m in ("recall", "ndcg"))
-GT = "ground_truth"
-TASK_LABELS = {"i2t": "I→T", "t2i": "T→I"}
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A CQBench metric column: its key, display label, task and direction."""
-
-    key: str
-    label: str
-    task: str
-    higher_is_better: bool = True
-    note: str = ""
-
-    @property
-    def header(self) -> str:
-        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
-
-
-DEFAULT_METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("cosine", "Cosine", "i2t"),
-    MetricInfo("euclidean", "Euclidean", "i2t"),
-    MetricInfo("overlap", "Overlap", "i2t"),
-    MetricInfo("bertscore", "BERTScore", "i2t"),
-    MetricInfo("psnr", "PSNR", "t2i"),
-    MetricInfo("ssim", "SSIM", "t2i"),
-    MetricInfo("mse", "MSE", "t2i", higher_is_better=False),
-    MetricInfo("lpips", "LPIPS", "t2i", higher_is_better=False),
-    MetricInfo("clip", "CLIP", "t2i"),
-)
+from mmpc.apps.schema import DEFAULT_METRICS, MetricInfo
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Write the report: Markdown plus one self-contained HTML page (figures embedded as base64 PNG).
 
-``write_report(inputs, out)`` computes every table and figure the inputs allow, writes each
-table as CSV and each figure as PNG under ``out``, then ``report.md`` and ``report.html``. The
-HTML needs no network and no script: inline CSS, ``data:`` image URIs.
+``write_report(inputs, out)`` computes every table and figure the inputs allow
+(:mod:`mmpc.apps.report.contents`), writes each table as CSV and each figure as PNG (its data as
+CSV) under ``out``, then ``report.md`` and ``report.html``. The HTML needs no network and no
+script: inline CSS, ``data:`` image URIs.
 """
 
 from __future__ import annotations
@@ -16,22 +17,12 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from mmpc.apps.bench.stages import atomic_write_text
-from mmpc.apps.report.data import TASK_LABELS, GalleryItem, ReportInputs
-from mmpc.apps.report.figures import Figure, all_figures
-from mmpc.apps.report.tables import (
-    Table,
-    bootstrap_frame,
-    bootstrap_table,
-    cq_tables,
-    grpo_before_after_tables,
-    grpo_category_tables,
-    grpo_notes,
-    rec_overall_tables,
-    rec_tables,
-    simple_table,
-    spearman_table,
-)
+from mmpc.apps.report.contents import SECTIONS, build_figures, build_tables, section_notes
+from mmpc.apps.report.data import GalleryItem, ReportInputs
+from mmpc.apps.report.plot import Figure
+from mmpc.apps.report.table import Table
+from mmpc.apps.schema import TASK_LABELS
+from mmpc.metrics.files import atomic_write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;
@@ -49,18 +40,6 @@ figure{margin:1em 0}figure img{max-width:100%}
 """
 
 
-GRPO_SECTION = "GRPO alignment"
-# Reading order: (section heading, table/figure key prefixes in the order shown).
-SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Content quality (CQBench)", ("cq_completer", "radar", "cq_category")),
-    ("Recommendation impact (RecBench)", ("rec_overall", "heatmap", "rec_")),
-    ("Which differences are real", ("bootstrap",)),
-    ("Content quality vs recommendation impact", ("spearman", "quality_vs_impact")),
-    (GRPO_SECTION, ("grpo_i2t", "grpo_category", "grpo_t2i", "grpo_rewards")),
-    ("Run accounting", ("counts", "unavailable", "stage_times")),
-)
-
-
 @dataclass
 class ReportFiles:
     """Where the report went."""
@@ -69,38 +48,6 @@ class ReportFiles:
     html: Path
     tables: list[Table]
     figures: list[Figure]
-
-
-def build_tables(inp: ReportInputs, out: Path) -> list[Table]:
-    """Every table the inputs allow, in reading order; the bootstrap CSV is written to ``out``."""
-    tables: list[Table | None] = []
-    tables += cq_tables(inp, "completer")
-    tables += cq_tables(inp, "category")
-    tables += rec_overall_tables(inp)
-    tables += rec_tables(inp)
-    boot = bootstrap_frame(inp)
-    if not boot.empty:
-        atomic_write_text(out / "bootstrap.csv", boot.to_csv(index=False))
-    tables.append(bootstrap_table(inp, boot))
-    tables.append(spearman_table(inp))
-    tables += grpo_before_after_tables(inp)
-    tables += grpo_category_tables(inp)
-    tables.append(
-        simple_table(inp, "counts", "Completion counts: parse failures and skips", inp.counts)
-    )
-    if inp.unavailable:
-        frame = pd.DataFrame(sorted(inp.unavailable.items()), columns=["Component", "Reason"])
-        tables.append(
-            simple_table(
-                inp,
-                "unavailable",
-                "Unavailable components",
-                frame,
-                "not run on this machine; no number is reported for them",
-            )
-        )
-    tables.append(simple_table(inp, "stage_times", "Stage times", inp.stage_times))
-    return [t for t in tables if t is not None]
 
 
 def _png_b64(path: Path, max_side: int | None = None) -> str:
@@ -192,10 +139,12 @@ def _gallery_md(items: list[GalleryItem], inp: ReportInputs) -> str:
 def write_report(inp: ReportInputs, out: Path) -> ReportFiles:
     """Compute and write every table (CSV), figure (PNG), ``report.md`` and ``report.html``."""
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(inp, out)
+    tables = build_tables(inp)
     for t in tables:
         atomic_write_text(out / f"{t.key}.csv", t.values.to_csv())
-    figures = all_figures(inp, out)
+    figures = build_figures(inp, out)
+    for f in figures:  # the numbers behind each figure, as CSV beside its PNG
+        atomic_write_text(out / f"{f.key}.csv", f.data.to_csv())
 
     title = inp.label(inp.title)
     md = [f"# {title}", ""]
@@ -219,7 +168,7 @@ def write_report(inp: ReportInputs, out: Path) -> ReportFiles:
                 if x.key.startswith(prefix) and x.key not in placed:
                     items.append(x)
                     placed.add(x.key)
-        notes = grpo_notes(inp) if heading == GRPO_SECTION else []
+        notes = section_notes(inp, heading)
         if not items and not notes:
             continue
         md += [f"## {heading}", ""]

@@ -5,22 +5,30 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from mmpc.apps.bench.config import ReportConfig
-from mmpc.apps.bench.stages import MANIFEST, StageResult
-from mmpc.apps.report.data import (
+from mmpc.apps.report.data import GalleryItem, GRPORun, ReportInputs
+from mmpc.apps.schema import (
     DEFAULT_METRICS,
     GT,
+    MANIFEST,
     REC_METRICS,
-    GalleryItem,
-    GRPORun,
     MetricInfo,
-    ReportInputs,
+    ReportConfig,
 )
+
+
+class StageOutcome(Protocol):
+    """How a stage of this run ended (``mmpc.apps.bench.stages.StageResult`` is one)."""
+
+    name: str
+    status: str
+    duration_s: float
+    reason: str
+
 
 _LABELS = {m.key: m.label for m in DEFAULT_METRICS}
 
@@ -192,7 +200,7 @@ def _stage_times(run: Path, status: dict[str, Any]) -> pd.DataFrame | None:
 
 
 def load_run(
-    run: Path | str, results: Sequence[StageResult] | None = None, cfg: ReportConfig | None = None
+    run: Path | str, results: Sequence[StageOutcome] | None = None, cfg: ReportConfig | None = None
 ) -> ReportInputs:
     """Everything the report needs from run folder ``run`` (missing parts stay None)."""
     run = Path(run)

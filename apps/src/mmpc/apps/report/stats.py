@@ -1,5 +1,7 @@
 """Statistics behind the report: summaries, radar scores, paired bootstrap, rank correlation.
 
+``mean ± std`` itself is :func:`mmpc.metrics.aggregate.mean_std` (population std, as the paper).
+
 All functions are pure (arrays or DataFrames in, numbers or DataFrames out) so each formula is
 unit-tested on constructed cases.
 """
@@ -13,17 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-
-def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """``(mean, std)`` of the finite values, population std (ddof = 0, as ``numpy.std``).
-
-    Returns ``(nan, nan)`` when no value is finite.
-    """
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    return float(arr.mean()), float(arr.std())
+from mmpc.metrics.aggregate import mean_std
 
 
 def two_level_summary(
@@ -42,8 +34,9 @@ def two_level_summary(
     out = {}
     for metric in metrics:
         grouped = per_group[metric].groupby(level=0)
-        out[(metric, "mean")] = grouped.apply(lambda s: mean_std(s.to_numpy())[0])
-        out[(metric, "std")] = grouped.apply(lambda s: mean_std(s.to_numpy())[1])
+        # finite_only: a group with no value (NaN) or an infinite mean is left out of the summary.
+        out[(metric, "mean")] = grouped.apply(lambda s: mean_std(s.to_numpy(), finite_only=True)[0])
+        out[(metric, "std")] = grouped.apply(lambda s: mean_std(s.to_numpy(), finite_only=True)[1])
     return pd.DataFrame(out)
 
 

@@ -11,23 +11,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["format_mean_std", "mean_std"]
 
 
-def mean_std(values: Tensor | Sequence[float], ddof: int = 0) -> tuple[float, float]:
-    """Mean and standard deviation of the finite-or-infinite values, NaN ignored.
+def _as_float64(values: Tensor | Sequence[float] | np.ndarray) -> np.ndarray:
+    """``values`` flattened into a float64 numpy array (a tensor may be on a GPU or need grad)."""
+    if hasattr(values, "detach"):  # a torch Tensor; torch itself is not imported for a list
+        values = values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
 
-    ``mean = Σ x_i / n`` and ``std = sqrt(Σ (x_i - mean)^2 / (n - ddof))`` over the ``n`` non-NaN
-    values, in float64.
+
+def mean_std(
+    values: Tensor | Sequence[float] | np.ndarray, ddof: int = 0, *, finite_only: bool = False
+) -> tuple[float, float]:
+    """Mean and standard deviation of the values, NaN ignored (and ±inf too with ``finite_only``).
+
+    ``mean = Σ x_i / n`` and ``std = sqrt(Σ (x_i - mean)^2 / (n - ddof))`` over the ``n`` kept
+    values, in float64, computed by ``numpy.mean`` / ``numpy.std`` exactly as the published code
+    does (so a table written from these numbers has the same digits to the last bit).
 
     Args:
         values: Per-item (or per-category) scores, any shape (flattened); NaN entries are skipped.
         ddof: Delta degrees of freedom: 0 (default, population std as ``np.std`` in the published
             code) or 1 (sample std).
+        finite_only: Also skip ``±inf``. The report's summaries use it: a group whose mean is
+            infinite (e.g. PSNR of an image identical to its original) is left out of the
+            mean ± std across groups instead of turning the whole row into ``inf ± nan``.
 
     Returns:
         ``(mean, std)`` as Python floats; ``(nan, nan)`` for no values, and ``std`` is NaN when
@@ -36,22 +52,26 @@ def mean_std(values: Tensor | Sequence[float], ddof: int = 0) -> tuple[float, fl
     Example:
         >>> mean_std([0.1, 0.2, float("nan"), 0.3])
         (0.20000000000000004, 0.0816496580927726)
+        >>> mean_std([1.0, float("inf"), 3.0], finite_only=True)
+        (2.0, 1.0)
     """
     if ddof not in (0, 1):
         raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
-    x = torch.as_tensor(values, dtype=torch.float64).detach().cpu().flatten()
-    x = x[~torch.isnan(x)]
-    n = x.numel()
+    x = _as_float64(values)
+    x = x[np.isfinite(x)] if finite_only else x[~np.isnan(x)]
+    n = x.size
     if n == 0:
         return math.nan, math.nan
-    mean = x.mean().item()
-    if n <= ddof:
-        return mean, math.nan
-    std = torch.sqrt(((x - x.mean()) ** 2).sum() / (n - ddof)).item()
-    return mean, std
+    with np.errstate(invalid="ignore"):  # inf - inf in the std is NaN by definition, no warning
+        mean = float(x.mean())
+        if n <= ddof:
+            return mean, math.nan
+        return mean, float(x.std(ddof=ddof))
 
 
-def format_mean_std(values: Tensor | Sequence[float], digits: int = 3, ddof: int = 0) -> str:
+def format_mean_std(
+    values: Tensor | Sequence[float] | np.ndarray, digits: int = 3, ddof: int = 0
+) -> str:
     """``"0.123 ± 0.045"``: :func:`mean_std` rounded to ``digits`` decimals ("nan" if undefined).
 
     Example:
