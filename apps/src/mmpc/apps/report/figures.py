@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 
-from mmpc.apps.bench.stages import atomic_write_text
 from mmpc.apps.report.data import TASK_LABELS, ReportInputs
 from mmpc.apps.report.stats import radar_scores, two_level_summary
 from mmpc.apps.report.tables import REC_HEADERS, impact_frame, quality_impact_pairs
+from mmpc.metrics.files import atomic_write_text
 
 
 @dataclass

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from mmpc.apps.bench.stages import atomic_write_text
 from mmpc.apps.report.data import TASK_LABELS, GalleryItem, ReportInputs
 from mmpc.apps.report.figures import Figure, all_figures
 from mmpc.apps.report.tables import (
@@ -32,6 +31,7 @@ from mmpc.apps.report.tables import (
     simple_table,
     spearman_table,
 )
+from mmpc.metrics.files import atomic_write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;

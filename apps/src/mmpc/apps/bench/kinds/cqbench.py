@@ -28,8 +28,11 @@ import pandas as pd
 import torch
 
 from mmpc.apps.bench.config import CQBenchConfig
-from mmpc.apps.bench.stages import ItemLog, StageContext, atomic_write_json, atomic_write_text
+from mmpc.apps.bench.itemlog import ItemLog
+from mmpc.apps.bench.manifest import write_json
+from mmpc.apps.bench.stages import StageContext
 from mmpc.apps.report.data import DEFAULT_METRICS, MetricInfo
+from mmpc.metrics.files import atomic_write_text
 
 TEXT_KEYS = ("cosine", "euclidean", "overlap", "bertscore")
 IMAGE_KEYS = ("psnr", "ssim", "mse", "lpips", "clip")
@@ -209,7 +212,7 @@ def cqbench_stage(
         )
         atomic_write_text(ctx.out / "metrics.csv", frame.to_csv(index=False))
         (ctx.out / "items.jsonl").unlink()
-        atomic_write_json(
+        write_json(
             ctx.out / "metrics.json",
             {
                 "metrics": [vars(m) for m in infos if m.task == task],
