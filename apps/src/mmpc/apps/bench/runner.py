@@ -81,6 +81,12 @@ class StageRunner:
             deps.append((dep, man))
         return inputs_fingerprint(stage.name, stage.config, deps)
 
+    def current_manifest(self, name: str, fingerprint: str) -> dict[str, Any] | None:
+        """The manifest of stage ``name`` when it carries ``fingerprint``, else None: the one
+        place that decides whether a finished stage is trusted and skipped."""
+        man = self.manifest(name)
+        return man if man is not None and man.get("fingerprint") == fingerprint else None
+
     def partial(self, name: str) -> Path:
         """The folder stage ``name`` runs in."""
         final = self.path(name)
@@ -110,8 +116,8 @@ class StageRunner:
             reason = f"needs {missing[0]}, which is {self.results[missing[0]].status}"
             return self.record(StageResult(stage.name, "unavailable", 0.0, reason=reason))
         fingerprint = self.fingerprint(stage)
-        man = self.manifest(stage.name)
-        if man is not None and man.get("fingerprint") == fingerprint:
+        man = self.current_manifest(stage.name, fingerprint)
+        if man is not None:
             return self.record(
                 StageResult(
                     stage.name,
@@ -172,10 +178,7 @@ class StageRunner:
                 duration_s=duration,
                 notes=ctx.notes,
             )
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        (final / FINGERPRINT).unlink(missing_ok=True)
+        self._move_into_place(partial, final)
         man = self.manifest(stage.name) or {}
         return self.record(
             StageResult(
@@ -186,6 +189,15 @@ class StageRunner:
                 fingerprint=fingerprint,
             )
         )
+
+    @staticmethod
+    def _move_into_place(partial: Path, final: Path) -> None:
+        """Rename a partial folder whose manifest is written to the stage's folder (a folder
+        rename, atomic on one filesystem; an older finished folder is removed first)."""
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        (final / FINGERPRINT).unlink(missing_ok=True)
 
     def run(self, stage: Stage) -> StageResult:
         """Run one stage unless its manifest is current (:meth:`prepare` + :meth:`execute`)."""
