@@ -89,12 +89,6 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` atomically as the run folder's JSON: indented, sorted keys, str() for the
-    rest (every JSON file the bench writes, manifests included)."""
-    atomic_write_json(path, value, indent=2, sort_keys=True, default=str)
-
-
 def write_manifest(
     folder: Path,
     *,
@@ -107,7 +101,7 @@ def write_manifest(
     notes: Mapping[str, Any],
 ) -> None:
     """Write the manifest of the finished stage folder ``folder`` (hashing its files)."""
-    write_json(
+    atomic_write_json(
         folder / MANIFEST,
         {
             "stage": name,
@@ -120,4 +114,6 @@ def write_manifest(
             "outputs_sha256": tree_hash(folder),
             "notes": notes,
         },
+        sort_keys=True,
+        default=str,
     )

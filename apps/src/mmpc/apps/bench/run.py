@@ -15,10 +15,10 @@ from pathlib import Path
 from mmpc.apps.bench.config import BenchConfig, run_dir
 from mmpc.apps.bench.executors.factory import make_executor
 from mmpc.apps.bench.graph import build_stages
-from mmpc.apps.bench.manifest import write_json
 from mmpc.apps.bench.stages import StageResult
 from mmpc.apps.report.html import write_report
 from mmpc.apps.report.load import load_run
+from mmpc.metrics.files import atomic_write_json
 
 STATUS = "status.json"
 CONFIG = "bench_config.json"
@@ -26,7 +26,7 @@ CONFIG = "bench_config.json"
 
 def write_status(rdir: Path, results: list[StageResult]) -> None:
     """``status.json``: every stage's status, reason, duration and counts, by name."""
-    write_json(
+    atomic_write_json(
         rdir / STATUS,
         {
             r.name: {
@@ -37,6 +37,8 @@ def write_status(rdir: Path, results: list[StageResult]) -> None:
             }
             for r in results
         },
+        sort_keys=True,
+        default=str,
     )
 
 
@@ -45,7 +47,7 @@ def run_bench(cfg: BenchConfig, show_progress: bool = True) -> tuple[Path, list[
     report; returns (report, results)."""
     rdir = run_dir(cfg)
     rdir.mkdir(parents=True, exist_ok=True)
-    write_json(rdir / CONFIG, asdict(cfg))
+    atomic_write_json(rdir / CONFIG, asdict(cfg), sort_keys=True, default=str)
     executor = make_executor(cfg, rdir, show_progress)
     start = time.perf_counter()
     results = executor.run(build_stages(cfg))

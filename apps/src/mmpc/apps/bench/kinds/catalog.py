@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mmpc.apps.bench.config import CatalogConfig
-from mmpc.apps.bench.manifest import write_json
 from mmpc.apps.bench.stages import StageContext
-from mmpc.metrics.files import file_sha256
+from mmpc.metrics.files import atomic_write_json, file_sha256
 
 
 def catalog_root(cfg: CatalogConfig, stage_dir: Path) -> Path:
@@ -41,12 +40,14 @@ def catalog_stage(cfg: CatalogConfig) -> Callable[[StageContext], dict[str, int]
 
         if cfg.path:
             cat = Catalog.open(cfg.path)
-            write_json(
+            atomic_write_json(
                 ctx.out / "source.json",
                 {
                     "path": str(Path(cfg.path).resolve()),
                     "hashes": cat.manifest.get("hashes"),
                 },
+                sort_keys=True,
+                default=str,
             )
         else:
             cat = synthesize(cfg.preset, cfg.seed, ctx.out / "catalogue")

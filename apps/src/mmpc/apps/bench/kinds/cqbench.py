@@ -29,10 +29,9 @@ import torch
 
 from mmpc.apps.bench.config import CQBenchConfig
 from mmpc.apps.bench.itemlog import ItemLog
-from mmpc.apps.bench.manifest import write_json
 from mmpc.apps.bench.stages import StageContext
 from mmpc.apps.report.data import DEFAULT_METRICS, MetricInfo
-from mmpc.metrics.files import atomic_write_text
+from mmpc.metrics.files import atomic_write_json, atomic_write_text
 
 TEXT_KEYS = ("cosine", "euclidean", "overlap", "bertscore")
 IMAGE_KEYS = ("psnr", "ssim", "mse", "lpips", "clip")
@@ -212,12 +211,14 @@ def cqbench_stage(
         )
         atomic_write_text(ctx.out / "metrics.csv", frame.to_csv(index=False))
         (ctx.out / "items.jsonl").unlink()
-        write_json(
+        atomic_write_json(
             ctx.out / "metrics.json",
             {
                 "metrics": [vars(m) for m in infos if m.task == task],
                 "unavailable": {k: v for k, v in missing.items() if METRIC_TASK[k] == task},
             },
+            sort_keys=True,
+            default=str,
         )
         ok = int((frame["status"] == "ok").sum())
         return {"items": n, "scored": ok, "not_scored": n - ok}

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from mmpc.apps.bench.config import FeaturesConfig
-from mmpc.apps.bench.manifest import write_json
 from mmpc.apps.bench.stages import StageContext, StageUnavailableError
-from mmpc.metrics.files import atomic_write_text
+from mmpc.metrics.files import atomic_write_json, atomic_write_text
 
 MASKED_MODALITY = {"i2t": "text", "t2i": "image"}
 
@@ -55,9 +54,11 @@ def gt_features_stage(
         text, image = _text_encoder(cfg), _image_encoder(cfg)
         out = extract_features(catalog_dir(ctx), ctx.out, text, image)
         n = len((out / "item_ids.txt").read_text().splitlines())
-        write_json(
+        atomic_write_json(
             ctx.out / "encoders.json",
             {"text": text.label, "image": image.label, "image_size": cfg.image_size},
+            sort_keys=True,
+            default=str,
         )
         return {"items": n}
 
@@ -80,7 +81,9 @@ def _write_rows(
 ) -> None:
     np.save(ctx.out / "rows.npy", np.ascontiguousarray(rows, dtype=np.float32))
     atomic_write_text(ctx.out / "item_ids.txt", "\n".join(ids) + "\n")
-    write_json(ctx.out / "condition.json", {"modality": modality, **info})
+    atomic_write_json(
+        ctx.out / "condition.json", {"modality": modality, **info}, sort_keys=True, default=str
+    )
 
 
 def completer_condition_stage(

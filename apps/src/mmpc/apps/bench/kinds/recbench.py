@@ -22,11 +22,10 @@ import pandas as pd
 
 from mmpc.apps.bench.config import RecBenchConfig, RecModelConfig
 from mmpc.apps.bench.kinds.features import condition_features
-from mmpc.apps.bench.manifest import write_json
 from mmpc.apps.bench.stages import StageContext
 from mmpc.apps.console import quiet_libraries
 from mmpc.apps.report.data import KS, REC_METRICS
-from mmpc.metrics.files import atomic_write_text
+from mmpc.metrics.files import atomic_write_json, atomic_write_text
 
 
 def _model(spec: RecModelConfig, dm: Any) -> Any:
@@ -210,7 +209,7 @@ def recbench_stage(
             else:
                 users["category"] = group
             atomic_write_text(results / f"{group}.users.csv", users.to_csv(index=False))
-            write_json(results / f"{group}.json", payload)
+            atomic_write_json(results / f"{group}.json", payload, sort_keys=True, default=str)
             shutil.rmtree(work)
             bar.update(1)
         bar.close()
