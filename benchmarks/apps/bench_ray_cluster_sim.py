@@ -27,7 +27,8 @@ import sys
 import time
 
 from mmpc.apps.bench.config import TaskResources
-from mmpc.apps.bench.executor import isolated_command, loopback_only
+from mmpc.apps.bench.executors.netns import isolated_command, loopback_only
+from mmpc.apps.bench.executors.ray import ray_environment
 from mmpc.apps.bench.plan import make_plan, wall_hours
 from mmpc.apps.cli.bench import parse_config
 
@@ -57,8 +58,7 @@ def main() -> int:
     rec_res = res.get("recbench", TaskResources())
     shards = max(1, comp_res.shards)
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    ray_environment()
     import ray
 
     start = time.perf_counter()

@@ -28,14 +28,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mmpc.apps.bench.config import BenchConfig, TaskResources
-from mmpc.apps.bench.executor import (
-    LocalExecutor,
-    RayExecutor,
-    isolated_command,
-    loopback_only,
-)
-from mmpc.apps.bench.pipeline import build_stages, run_dir
+from mmpc.apps.bench.config import BenchConfig, TaskResources, run_dir
+from mmpc.apps.bench.executors.local import LocalExecutor
+from mmpc.apps.bench.executors.netns import isolated_command, loopback_only
+from mmpc.apps.bench.executors.ray import RayExecutor, ray_environment
+from mmpc.apps.bench.graph import build_stages
 from mmpc.apps.cli.bench import parse_config
 
 
@@ -79,6 +76,7 @@ def main() -> int:
     parser.add_argument("--runs-dir", default="/tmp/mmpc-bench-ray")
     parser.add_argument("--cpus", type=int, default=2)
     args = parser.parse_args()
+    ray_environment()  # before the local run below, whose lightning may import Ray first
     if not loopback_only():
         if os.geteuid() != 0 or not shutil.which("unshare"):
             raise SystemExit("run as root (the benchmark starts Ray in `unshare -n`)")

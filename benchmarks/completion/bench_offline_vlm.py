@@ -6,8 +6,8 @@ Prints, in one run:
   fresh cache folder), and the completion speed on the CQBench sample (items per second, SmolLM2
   generation included, the probe's image features included);
 * its quality next to both retrieval baselines, measured like the bench's CQBench stage
-  (``mmpc.apps.bench.cq.text_scores``: TF-IDF cosine, BERTScore on the MiniLM stand-in), on the
-  same items;
+  (``mmpc.apps.bench.kinds.cqbench.text_scores``: TF-IDF cosine, BERTScore on the MiniLM
+  stand-in), on the same items;
 * seconds per GRPO i2t step of ``apps/configs/grpo/demo_i2t.yaml``'s settings (group 4, 2
   prompts, 24 new tokens) over a few steps.
 
@@ -94,7 +94,7 @@ def _grpo_seconds_per_step(catalog_root: Path, steps: int, cache: Path) -> list[
 
 def main() -> None:
     from mmpc.apps.bench.config import CQBenchConfig
-    from mmpc.apps.bench.cq import text_scores
+    from mmpc.apps.bench.kinds.cqbench import text_scores
     from mmpc.completion.backends import OfflineVisionLM, RetrievalTitleBaseline
     from mmpc.completion.backends.base import BackendContext
     from mmpc.completion.catalog import Catalog, synthesize

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from mmpc.apps import cli
-from mmpc.apps.bench.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
-from mmpc.apps.bench.stages import MANIFEST, Stage, StageRunner
+from mmpc.apps.bench.kinds.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
+from mmpc.apps.bench.runner import StageRunner
+from mmpc.apps.bench.stages import MANIFEST, Stage
 from mmpc.apps.cli import bench as bench_cli
 from mmpc.apps.cli import report as report_cli
 
@@ -194,7 +195,7 @@ def test_report_cli_adds_grpo_reward_curves(
 
 
 def test_stage_graph_of_tiny_config() -> None:
-    from mmpc.apps.bench.pipeline import build_stages
+    from mmpc.apps.bench.graph import build_stages
 
     cfg, dry_run, quiet = bench_cli.parse_config(["--config", str(TINY), "--quiet"])
     assert quiet and not dry_run
@@ -218,7 +219,7 @@ def test_stage_graph_of_tiny_config() -> None:
 
 def test_feature_image_size_reaches_the_stage_fingerprint() -> None:
     """A different encoder input size must re-encode the features, not reuse the old ones."""
-    from mmpc.apps.bench.pipeline import build_stages
+    from mmpc.apps.bench.graph import build_stages
 
     configs = {}
     for size in (224, 128):

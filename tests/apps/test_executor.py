@@ -12,17 +12,32 @@ from pathlib import Path
 
 import pytest
 
-from mmpc.apps.bench import executor as ex
+import mmpc.apps.bench.executors.ray as ray_driver
 from mmpc.apps.bench.config import (
     BenchConfig,
     CatalogConfig,
     CompleterConfig,
     RayConfig,
     TaskResources,
+    run_dir,
 )
-from mmpc.apps.bench.pipeline import build_stages, run_dir
+from mmpc.apps.bench.executors import netns
+from mmpc.apps.bench.executors.base import stage_kind, task_log
+from mmpc.apps.bench.executors.factory import make_executor
+from mmpc.apps.bench.executors.local import LocalExecutor
+from mmpc.apps.bench.executors.progress import KindProgress
+from mmpc.apps.bench.executors.ray import (
+    RayExecutor,
+    expected_seconds,
+    start_ray,
+    task_resources,
+    task_threads,
+    warm_up_slots,
+)
+from mmpc.apps.bench.graph import build_stages
 from mmpc.apps.bench.plan import make_plan, makespan, wall_hours
-from mmpc.apps.bench.stages import MANIFEST, Stage, StageContext, StageRunner
+from mmpc.apps.bench.runner import StageRunner
+from mmpc.apps.bench.stages import MANIFEST, Stage, StageContext
 from mmpc.completion.data import CompletionDataModule
 from mmpc.completion.writer import read_jsonl
 
@@ -159,34 +174,48 @@ def test_resources_threads_and_logs_per_stage_kind(tmp_path: Path) -> None:
     cfg = BenchConfig(
         ray=RayConfig(resources={"recbench": TaskResources(num_cpus=2.5, num_gpus=0.25)})
     )
-    assert ex.stage_kind("recbench/VBPR/gt/seed0") == "recbench"
-    assert ex.task_resources(cfg, "recbench/VBPR/gt/seed0").num_gpus == 0.25
-    assert ex.task_threads(ex.task_resources(cfg, "recbench/x")) == 2
-    assert ex.task_resources(cfg, "grpo/smol/fit") == TaskResources()  # a kind not configured
-    assert ex.task_threads(TaskResources(num_cpus=0.5)) == 1
+    assert stage_kind("recbench/VBPR/gt/seed0") == "recbench"
+    assert task_resources(cfg, "recbench/VBPR/gt/seed0").num_gpus == 0.25
+    assert task_threads(task_resources(cfg, "recbench/x")) == 2
+    assert task_resources(cfg, "grpo/smol/fit") == TaskResources()  # a kind not configured
+    assert task_threads(TaskResources(num_cpus=0.5)) == 1
     assert BenchConfig().ray.resources["grpo"] == TaskResources()
-    log = ex.task_log(tmp_path, "recbench/VBPR/gt/seed0", "Video_Games")
+    log = task_log(tmp_path, "recbench/VBPR/gt/seed0", "Video_Games")
     assert log == tmp_path / "logs" / "recbench__VBPR__gt__seed0__Video_Games.log"
-    assert isinstance(ex.make_executor(BenchConfig(), tmp_path), ex.LocalExecutor)
-    assert isinstance(ex.make_executor(BenchConfig(executor="ray"), tmp_path), ex.RayExecutor)
+    assert isinstance(make_executor(BenchConfig(), tmp_path), LocalExecutor)
+    assert isinstance(make_executor(BenchConfig(executor="ray"), tmp_path), RayExecutor)
     with pytest.raises(ValueError, match="executor 'dask'"):
-        ex.make_executor(replace(BenchConfig(), executor="dask"), tmp_path)  # type: ignore[arg-type]
+        make_executor(replace(BenchConfig(), executor="dask"), tmp_path)  # type: ignore[arg-type]
+
+
+def test_ray_environment_is_set_by_the_executor_not_by_an_import(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ray reads RAY_ENABLE_UV_RUN_RUNTIME_ENV when first imported (lightning may import it), so
+    the Ray executor sets it when made, before any stage runs; a local run leaves it alone."""
+    monkeypatch.delenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", raising=False)
+    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
+    make_executor(BenchConfig(), tmp_path)
+    assert "RAY_ENABLE_UV_RUN_RUNTIME_ENV" not in os.environ
+    make_executor(BenchConfig(executor="ray"), tmp_path)
+    assert os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] == "0"
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
 
 
 def test_warm_up_starts_as_many_workers_as_the_smallest_tasks_can_use() -> None:
-    assert ex.warm_up_slots(BenchConfig(), 2.0) == (2, 1.0)  # every kind 1 CPU
+    assert warm_up_slots(BenchConfig(), 2.0) == (2, 1.0)  # every kind 1 CPU
     quarter = RayConfig(
         resources={"recbench": TaskResources(num_cpus=0.25), "complete": TaskResources(4)}
     )
-    assert ex.warm_up_slots(BenchConfig(ray=quarter), 2.0) == (8, 0.25)
+    assert warm_up_slots(BenchConfig(ray=quarter), 2.0) == (8, 0.25)
     big = RayConfig(resources={"complete": TaskResources(num_cpus=4)})
-    assert ex.warm_up_slots(BenchConfig(ray=big), 2.0) == (1, 4.0)  # at least one
+    assert warm_up_slots(BenchConfig(ray=big), 2.0) == (1, 4.0)  # at least one
     assert BenchConfig().ray.warm_up is True
 
 
 def test_progress_keeps_one_line_per_kind(capsys: pytest.CaptureFixture[str]) -> None:
     names = ["catalog", "complete/a/i2t", "recbench/V/gt/seed0", "recbench/V/i2t/a/seed0"]
-    progress = ex.KindProgress(names, enabled=False)
+    progress = KindProgress(names, enabled=False)
     progress.set("catalog", "done")
     progress.set("recbench/V/gt/seed0", "running")
     progress.set("complete/a/i2t", "failed")
@@ -201,9 +230,9 @@ def test_progress_keeps_one_line_per_kind(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_a_local_ray_only_starts_behind_the_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ex, "loopback_only", lambda: False)
+    monkeypatch.setattr(ray_driver, "loopback_only", lambda: False)
     with pytest.raises(RuntimeError, match="private network namespace"):
-        ex.start_ray(RayConfig())  # refuses before any Ray process starts
+        start_ray(RayConfig())  # refuses before any Ray process starts
 
     execs: list[list[str]] = []
 
@@ -213,14 +242,14 @@ def test_a_local_ray_only_starts_behind_the_loopback(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(os, "execvp", fake_exec)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(ex.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(netns.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.delenv("MMPC_PRIVATE_NETNS", raising=False)
     monkeypatch.setattr(sys, "orig_argv", ["python", "mmpc", "bench", "--executor", "ray"])
-    ex.reexec_isolated_if_needed(BenchConfig(executor="local"))
-    ex.reexec_isolated_if_needed(BenchConfig(executor="ray", ray=RayConfig(address="auto")))
+    netns.reexec_isolated_if_needed(BenchConfig(executor="local"))
+    netns.reexec_isolated_if_needed(BenchConfig(executor="ray", ray=RayConfig(address="auto")))
     assert execs == []
     with pytest.raises(SystemExit):
-        ex.reexec_isolated_if_needed(BenchConfig(executor="ray"))
+        netns.reexec_isolated_if_needed(BenchConfig(executor="ray"))
     assert execs == [
         [
             "unshare",
@@ -237,7 +266,7 @@ def test_a_local_ray_only_starts_behind_the_loopback(monkeypatch: pytest.MonkeyP
         ]
     ]
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "pytest"])
-    ex.reexec_isolated_if_needed(BenchConfig(executor="ray"))  # not `mmpc bench`: no re-exec
+    netns.reexec_isolated_if_needed(BenchConfig(executor="ray"))  # not `mmpc bench`: no re-exec
     assert len(execs) == 1
 
 
@@ -292,7 +321,7 @@ def test_ready_completions_go_longest_first_and_live_bars_draw(
         complete("mid", 3.0),
         Stage("grpo/small/i2t", fn, {"grpo": {"max_steps": 2}}),
     ]
-    order = sorted(stages, key=ex.expected_seconds, reverse=True)
+    order = sorted(stages, key=expected_seconds, reverse=True)
     assert [s.name for s in order] == [
         "grpo/small/i2t",  # heads the longest chain: GRPO, then the re-completion
         "complete/huge/i2t",
@@ -300,7 +329,7 @@ def test_ready_completions_go_longest_first_and_live_bars_draw(
         "complete/small/i2t",
         "features/gt",
     ]
-    progress = ex.KindProgress([s.name for s in stages], enabled=True)
+    progress = KindProgress([s.name for s in stages], enabled=True)
     progress.set("complete/huge/i2t", "running")
     progress.write("[stage] x: failed")
     progress.close()

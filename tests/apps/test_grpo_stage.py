@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 from mmpc.apps.bench.config import GRPORunConfig
-from mmpc.apps.bench.grpo import (
+from mmpc.apps.bench.graph import build_stages, conditions
+from mmpc.apps.bench.kinds.grpo import (
     StepSampler,
     check_run,
     grpo_settings,
     merge_logs,
     tuned_completer,
 )
-from mmpc.apps.bench.pipeline import build_stages, conditions
 from mmpc.apps.cli import bench as bench_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mmpc.apps.bench.executor import isolated_command
+from mmpc.apps.bench.executors.netns import isolated_command
 from mmpc.apps.bench.stages import MANIFEST
 
 HERE = Path(__file__).resolve().parent / "ray"

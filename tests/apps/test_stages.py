@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from mmpc.apps.bench.itemlog import ItemLog
+from mmpc.apps.bench.manifest import config_hash, tree_hash
+from mmpc.apps.bench.runner import StageRunner
 from mmpc.apps.bench.stages import (
     MANIFEST,
-    ItemLog,
     Stage,
     StageContext,
-    StageRunner,
     StageUnavailableError,
     check_stage_name,
-    config_hash,
-    tree_hash,
 )
 
 
@@ -144,7 +143,9 @@ def test_item_log_drops_torn_line_and_finalizes_sorted(tmp_path: Path) -> None:
 _SCRIPT = textwrap.dedent("""
     import hashlib, sys, time
     from pathlib import Path
-    from mmpc.apps.bench.stages import ItemLog, Stage, StageRunner
+    from mmpc.apps.bench.itemlog import ItemLog
+    from mmpc.apps.bench.runner import StageRunner
+    from mmpc.apps.bench.stages import Stage
 
     DELAY = float(sys.argv[2])
 

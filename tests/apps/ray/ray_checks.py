@@ -55,7 +55,7 @@ class Watcher(threading.Thread):
 
     def __init__(self, run: Path, driver: subprocess.Popen[bytes]) -> None:
         super().__init__(daemon=True)
-        from mmpc.apps.bench.executor import task_log
+        from mmpc.apps.bench.executors.base import task_log
 
         self.run_dir, self.driver, self.task_log = run, driver, task_log
         self.kills: dict[str, Any] = {}
@@ -118,7 +118,8 @@ def bench(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 def main(runs: Path) -> None:
     from mmpc.apps.bench.config import RayConfig
-    from mmpc.apps.bench.executor import loopback_only, start_ray
+    from mmpc.apps.bench.executors.netns import loopback_only
+    from mmpc.apps.bench.executors.ray import start_ray
 
     summary: dict[str, Any] = {"loopback_only": loopback_only()}
     t0 = time.perf_counter()

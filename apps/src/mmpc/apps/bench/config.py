@@ -7,10 +7,13 @@ YAML re-runs exactly the stages it affects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from mmpc.apps.schema import ReportConfig
 from mmpc.metrics.errors import InputError
+
+TASKS = ("i2t", "t2i")
 
 
 @dataclass
@@ -169,7 +172,7 @@ class RecBenchConfig:
 
 @dataclass
 class TaskResources:
-    """What one Ray task of a stage kind asks for (``mmpc.apps.bench.executor``).
+    """What one Ray task of a stage kind asks for (``mmpc.apps.bench.executors.ray``).
 
     Attributes:
         num_cpus: logical CPUs; the task also sets its torch thread count to this (at least 1).
@@ -294,3 +297,8 @@ class BenchConfig:
                 return comp
         known = [c.name for c in self.completers]
         raise ValueError(f"grpo: completer {name!r} is not one of the completers {known}")
+
+
+def run_dir(cfg: BenchConfig) -> Path:
+    """``<runs_dir>/<name>``: the run folder of ``cfg``."""
+    return Path(cfg.runs_dir) / cfg.name

@@ -23,9 +23,7 @@ import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmpc.apps.bench.config import BenchConfig, TaskResources
-
-TASKS = ("i2t", "t2i")
+from mmpc.apps.bench.config import TASKS, BenchConfig, TaskResources
 
 
 @dataclass

@@ -124,8 +124,8 @@ def _run(argv: list[str]) -> int:
         print(format_plan(cfg, make_plan(cfg), gpus=ns.gpus))
         return 0
     check_paths(cfg)
-    from mmpc.apps.bench.executor import reexec_isolated_if_needed
-    from mmpc.apps.bench.pipeline import run_bench
+    from mmpc.apps.bench.executors.netns import reexec_isolated_if_needed
+    from mmpc.apps.bench.run import run_bench
 
     reexec_isolated_if_needed(cfg)
     report, results = run_bench(cfg, show_progress=not ns.quiet)

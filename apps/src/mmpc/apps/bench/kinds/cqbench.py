@@ -28,8 +28,10 @@ import pandas as pd
 import torch
 
 from mmpc.apps.bench.config import CQBenchConfig
-from mmpc.apps.bench.stages import ItemLog, StageContext, atomic_write_json, atomic_write_text
+from mmpc.apps.bench.itemlog import ItemLog
+from mmpc.apps.bench.stages import StageContext
 from mmpc.apps.schema import DEFAULT_METRICS, MetricInfo
+from mmpc.metrics.files import atomic_write_json, atomic_write_text
 
 TEXT_KEYS = ("cosine", "euclidean", "overlap", "bertscore")
 IMAGE_KEYS = ("psnr", "ssim", "mse", "lpips", "clip")
@@ -215,6 +217,8 @@ def cqbench_stage(
                 "metrics": [vars(m) for m in infos if m.task == task],
                 "unavailable": {k: v for k, v in missing.items() if METRIC_TASK[k] == task},
             },
+            sort_keys=True,
+            default=str,
         )
         ok = int((frame["status"] == "ok").sum())
         return {"items": n, "scored": ok, "not_scored": n - ok}

@@ -39,8 +39,9 @@ import torch
 import yaml
 
 from mmpc.apps.bench.config import CompleterConfig, GRPORunConfig
-from mmpc.apps.bench.stages import StageContext, StageUnavailableError, atomic_write_text
+from mmpc.apps.bench.stages import StageContext, StageUnavailableError
 from mmpc.apps.config_files import find_config
+from mmpc.metrics.files import atomic_write_text
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"

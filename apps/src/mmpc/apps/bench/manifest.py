@@ -1,0 +1,119 @@
+"""A finished stage's manifest and the hashes behind it: what makes a stage *up to date*.
+
+* The *inputs fingerprint* of a stage is ``sha256(name, config hash, [(dep, dep fingerprint, dep
+  outputs hash) for dep in inputs])`` (:func:`inputs_fingerprint`).
+* The *outputs hash* of a finished stage is the sha256 over every file of its folder (relative
+  path and content), the manifest and the fingerprint marker excluded (:func:`tree_hash`).
+* The manifest (:func:`write_manifest`) records both, with the config hash, the package versions,
+  the counts, the duration and the stage's notes, as sorted, indented JSON.
+
+These formats are those of every run folder made so far: changing a byte here makes every old
+run recompute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mmpc.apps.bench.stages import FINGERPRINT, MANIFEST
+from mmpc.metrics.files import atomic_write_json, file_sha256
+
+_VERSIONED = (
+    "mmpc-apps",
+    "mmpc-completion",
+    "mmpc-metrics",
+    "mmpc-recsys",
+    "mmpc-grpo",
+    "torch",
+    "lightning",
+    "transformers",
+    "torchmetrics",
+    "numpy",
+    "pandas",
+)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace variance; non-JSON values are written with str()."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(config: Any) -> str:
+    """sha256 hex digest of :func:`canonical_json` of ``config``."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def tree_hash(folder: Path, exclude: Iterable[str] = (MANIFEST, FINGERPRINT)) -> str:
+    """sha256 over ``(relative path, file sha256)`` of every file under ``folder``, sorted."""
+    skip = set(exclude)
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        if rel in skip:
+            continue
+        digest.update(f"{rel}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def package_versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
+    """Installed versions of the packages a stage's results depend on (absent ones omitted)."""
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def inputs_fingerprint(
+    name: str, config: Mapping[str, Any], inputs: Sequence[tuple[str, Mapping[str, Any]]]
+) -> str:
+    """The inputs fingerprint of stage ``name`` from its config and its inputs' manifests
+    (``(input name, its manifest)`` in the stage's order)."""
+    deps = [[dep, man["fingerprint"], man["outputs_sha256"]] for dep, man in inputs]
+    return config_hash({"stage": name, "config": config_hash(config), "inputs": deps})
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of the stage folder ``folder``, or None when it has none."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(
+    folder: Path,
+    *,
+    name: str,
+    fingerprint: str,
+    config: Mapping[str, Any],
+    inputs: Sequence[str],
+    counts: Mapping[str, int],
+    duration_s: float,
+    notes: Mapping[str, Any],
+) -> None:
+    """Write the manifest of the finished stage folder ``folder`` (hashing its files)."""
+    atomic_write_json(
+        folder / MANIFEST,
+        {
+            "stage": name,
+            "fingerprint": fingerprint,
+            "config_sha256": config_hash(config),
+            "inputs": list(inputs),
+            "counts": dict(counts),
+            "duration_s": round(duration_s, 3),
+            "versions": package_versions(),
+            "outputs_sha256": tree_hash(folder),
+            "notes": notes,
+        },
+        sort_keys=True,
+        default=str,
+    )
