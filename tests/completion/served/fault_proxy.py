@@ -175,10 +175,14 @@ class FaultProxy:
                 )
             except OSError:
                 return
-            up_writer.write(_with_close(request))
-            await up_writer.drain()
-            reply = await up_reader.read()
-            up_writer.close()
+            try:
+                up_writer.write(_with_close(request))
+                await up_writer.drain()
+                reply = await up_reader.read()
+            except OSError:  # the upstream died while answering
+                return
+            finally:
+                up_writer.close()
             if not reply:
                 return
             writer.write(reply)

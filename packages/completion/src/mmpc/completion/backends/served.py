@@ -180,7 +180,7 @@ class OpenAIChatBackend(Generator):
             "max_pixels": self.max_pixels,
         }
 
-    def _api_key(self) -> str:
+    def _api_key(self, config_key: str) -> str:
         if self.api_key_env is None:
             return _PLACEHOLDER_KEY
         key = os.environ.get(self.api_key_env, "")
@@ -188,14 +188,16 @@ class OpenAIChatBackend(Generator):
             raise InputError(
                 f"the API key variable ${self.api_key_env} is not set (or empty); export it, or "
                 "set api_key_env: null for a server without keys",
-                "api_key_env",
+                f"--{config_key}.init_args.api_key_env",
             )
         return key
 
     def setup(self, ctx: BackendContext) -> None:
         if self._client is not None:
             return
-        key = self._api_key()  # before anything starts: a missing key is the user's input
+        key = self._api_key(
+            ctx.config_key
+        )  # before anything starts: a missing key is the user's input
         if self.launch is not None:
             self._server = ServerProcess(self.launch, self.base_url)
             self._server.wait_ready()
@@ -216,7 +218,7 @@ class OpenAIChatBackend(Generator):
             raise InputError(
                 f"the endpoint {self.base_url} refused the API key in ${self.api_key_env} "
                 f"(HTTP {err.status_code})",
-                f"{config_key}.init_args.api_key_env",
+                f"--{config_key}.init_args.api_key_env",
             ) from None
         except openai.NotFoundError:
             return  # no model listing on this server: a wrong name fails on the first request
@@ -235,7 +237,7 @@ class OpenAIChatBackend(Generator):
             raise InputError(
                 f"the endpoint {self.base_url} does not serve model {self.model!r} (it serves "
                 f"{shown or 'none'})",
-                f"{config_key}.init_args.model",
+                f"--{config_key}.init_args.model",
             )
 
     def _body(self, request: Request) -> dict[str, Any]:
