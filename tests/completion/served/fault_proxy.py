@@ -1,7 +1,7 @@
 """A small fault-injecting HTTP proxy on the loopback, in front of a real server.
 
-Each request is read whole (headers + ``Content-Length`` body). A script, ``{request number:
-fault}`` (numbers count from 1 over every request the proxy sees, retries included), decides what
+Each request is read whole (headers + ``Content-Length`` body). A script, ``{POST number: fault}``
+(POSTs count from 1, retries included; ``GET /models`` is relayed and not counted), decides what
 happens to it; a request without a fault is sent to the upstream server on a fresh connection
 with ``Connection: close`` and the server's reply is relayed as it came (uvicorn then says
 ``connection: close`` too, so the client opens a new connection for the next request). Faults:
@@ -141,8 +141,10 @@ class FaultProxy:
             request = await _read_request(reader)
             if request is None:
                 return
-            self.seen += 1
-            fault = self.faults.get(self.seen) if request.startswith(b"POST") else None
+            fault = None
+            if request.startswith(b"POST"):
+                self.seen += 1
+                fault = self.faults.get(self.seen)
             if fault is not None:
                 self.injected[fault] += 1
             await self._answer(fault, request, writer)

@@ -176,7 +176,7 @@ def main(out: Path) -> None:
         times["reference_run"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        faults = {2: "429", 4: "503", 6: "drop", 8: "slow"}
+        faults = {1: "429", 3: "503", 5: "drop", 7: "slow"}
         with FaultProxy(QWEN_PORT, faults, slow_s=4.0) as proxy:
             code, _ = run_cli(cli_args(catalog, out / "runs" / "faults", proxy.url, str(qwen)))
         summary["faults"] = {
@@ -193,8 +193,8 @@ def main(out: Path) -> None:
 
         clock = time.perf_counter()
         killed = out / "runs" / "killed"
-        # Request 1 is GET /models; 10 is the first POST of the third batch of 4.
-        with FaultProxy(QWEN_PORT, {10: "kill"}, upstream_pgid=qwen_server.pid) as proxy:
+        # POST 9 is the first request of the third batch of 4.
+        with FaultProxy(QWEN_PORT, {9: "kill"}, upstream_pgid=qwen_server.pid) as proxy:
             retries = {"retry.max_retries": 2}
             code, err = run_cli(cli_args(catalog, killed, proxy.url, str(qwen), **retries))
             summary["killed"] = {"code": code, "stderr": err, "url": proxy.url}
