@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--port", type=int, default=18201)
     parser.add_argument("--cb-num-blocks", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="the server's OpenMP threads")
     args = parser.parse_args(argv)
     _isolate()
     smol = convert_gguf(smollm2_gguf())
@@ -100,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         command += ["--device", "cpu", "--dtype", "float32", "--continuous-batching"]
         command += ["--cb-num-blocks", str(args.cb_num_blocks)]
         server = ServerProcess(
-            Launch(command=command, env={"HF_HUB_OFFLINE": "1"}, log=f"{tmp}/server.log"),
+            Launch(
+                command=command,
+                env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)},
+                log=f"{tmp}/server.log",
+            ),
             f"http://127.0.0.1:{args.port}/v1",
         )
         try:
