@@ -3,7 +3,8 @@
 Record (one per item; docs/CONTRACTS.md)::
 
     {"item_id", "task": "i2t" | "t2i", "completer", "output", "raw", "error",
-     "timings": {"generate_s", "render_s", "batch_size"}}
+     "timings": {"generate_s", "render_s", "batch_size"},
+     "served": {"latency_s", "retries", "usage", "finish_reason"}}   # served generators only
 
 ``output`` is the parsed value (the title for i2t, the image prompt for t2i) or ``None`` when the
 answer could not be parsed; ``error`` then says why (parse failures never stop a run). Timings are
@@ -117,6 +118,12 @@ class CompletionModule(LightningModule):
     def on_predict_start(self) -> None:
         self.setup_backends()
 
+    def teardown(self, stage: str) -> None:
+        """Release the backends' clients and launched servers (a served generator's)."""
+        if self._ready:
+            self.generator.teardown()
+            self._ready = False
+
     def _requests(self, batch: dict[str, list[Any]]) -> list[Request]:
         ids = batch["item_id"]
         images = batch.get("image", [None] * len(ids))
@@ -156,6 +163,7 @@ class CompletionModule(LightningModule):
                 f"{type(self.generator).__name__} returned {len(raws)} answers for {n}"
             )
         parsed = [self._parse(raw) for raw in raws]
+        details = self.generator.item_details()
         records = [
             {
                 "item_id": item_id,
@@ -168,6 +176,13 @@ class CompletionModule(LightningModule):
             }
             for item_id, raw, (value, error) in zip(ids, raws, parsed, strict=True)
         ]
+        if details is not None:
+            for record, detail in zip(records, details, strict=True):
+                detail = dict(detail)
+                failure = detail.pop("error", None)
+                if failure is not None:  # e.g. an answer that is not text: a parse failure
+                    record["output"], record["error"] = None, failure
+                record["served"] = detail
         if self.task == "t2i":
             self._render(records, batch.get("title", [None] * n))
         return records

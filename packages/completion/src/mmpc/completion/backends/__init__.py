@@ -16,6 +16,7 @@ _LAZY = {
     "TextLLMBackend": "mmpc.completion.backends.textllm",
     "DiffusionBackend": "mmpc.completion.backends.diffusion",
     "OfflineVisionLM": "mmpc.completion.backends.offline_vlm",
+    "OpenAIChatBackend": "mmpc.completion.backends.served",
     "RetrievalTitleBaseline": "mmpc.completion.backends.retrieval",
     "RetrievalRenderer": "mmpc.completion.backends.retrieval",
 }

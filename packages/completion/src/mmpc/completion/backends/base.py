@@ -115,6 +115,18 @@ class Generator(ABC):
         """Settings that identify this backend's outputs (stored with the run)."""
         return {"class": type(self).__name__, **_public_settings(self)}
 
+    def item_details(self) -> list[dict[str, Any]] | None:
+        """Per-request details of the last :meth:`generate` call, in its order, or ``None``.
+
+        A served backend reports latency, retries and token usage here; the module keeps them
+        in each record (``"served"``) and an ``"error"`` entry, when set, as the item's error.
+        """
+        return None
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` acquired beyond memory (a client, a launched server)."""
+        return None
+
 
 class Renderer(ABC):
     """Renders one image per prompt."""
