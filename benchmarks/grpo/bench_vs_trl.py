@@ -78,7 +78,8 @@ def rewards() -> dict[str, Reward]:
 class StepClock:
     """Per-step wall time, plus the time spent in wrapped calls during each step."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.steps: list[dict[str, float]] = []
         self._current: dict[str, float] | None = None
         self._start = 0.0
@@ -91,6 +92,12 @@ class StepClock:
         self._current["total"] = time.perf_counter() - self._start
         self.steps.append(dict(self._current))
         self._current = None
+        step = self.steps[-1]
+        print(
+            f"  {self.name} step {len(self.steps)}: total {step['total']:.2f} s, "
+            f"gen {step.get('gen', 0.0):.2f} s",
+            flush=True,
+        )
 
     def wrap(self, owner: Any, name: str, label: str | Callable[[], str]) -> None:
         """Replace ``owner.name`` by a timed wrapper; ``label`` is evaluated at call time."""
@@ -283,7 +290,7 @@ def parity(args: argparse.Namespace, ours: GRPOModule, trainer: Any, rows: list[
     checks = {
         "advantages (max |diff|)": (float((inputs["advantages"] - adv).abs().max()), 0.0),
         "ref log-probs (max |diff|)": (float(((trl_ref - ref) * mask).abs().max()), 0.0),
-        "loss": (float(trl_loss), float(out.policy_loss)),
+        "loss": (float(trl_loss.detach()), float(out.policy_loss)),
         "KL (k3, token mean)": (trl_kl, float(out.kl)),
         "grad (rel. L2 diff)": (
             float((g_trl - g_ours).norm() / g_ours.norm().clamp(min=1e-12)),
@@ -310,7 +317,7 @@ def time_ours(args: argparse.Namespace, module: GRPOModule, rows: list[dict]) ->
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
 
-    clock = StepClock()
+    clock = StepClock("ours")
 
     class Timer(Callback):
         def on_train_batch_start(self, *_: Any) -> None:
@@ -342,7 +349,7 @@ def time_ours(args: argparse.Namespace, module: GRPOModule, rows: list[dict]) ->
 def time_trl(trainer: Any) -> StepClock:
     from transformers import TrainerCallback
 
-    clock = StepClock()
+    clock = StepClock("TRL")
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *_: Any, **__: Any) -> None:
@@ -396,13 +403,13 @@ def table(ours: dict[str, float], theirs: dict[str, float]) -> None:
     print("| TRL / ours | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="HF folder (default: the converted SmolLM2)")
     p.add_argument("--prompts", type=int, default=2, help="prompts per step (P)")
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=24)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per implementation")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per implementation")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--beta", type=float, default=0.04)
     p.add_argument("--epsilon", type=float, default=0.2)
@@ -416,7 +423,11 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--perturb", type=float, default=0.01, help="std of lora_B in the parity check")
     p.add_argument("--skip-parity", action="store_true")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     print("machine:", machine())
     folder = model_folder(args)
