@@ -66,6 +66,30 @@ def shard_concurrency(max_concurrency: int, shards: int) -> int:
     return max(1, math.ceil(max_concurrency / max(1, shards)))
 
 
+def build_generator(spec: CompleterConfig, task: str, shards: int = 1) -> Any:
+    """``spec``'s generator for ``task``; a served one, as one of ``shards`` shards sharing its
+    endpoint, keeps :func:`shard_concurrency` requests in flight.
+
+    A bench YAML's ``init_args`` reach the backend as plain mappings (the bench does not type
+    them), so a served generator's ``retry:`` and ``launch:`` become the dataclasses it takes.
+    """
+    gen_spec = spec.generator_spec(task)
+    if spec.served:
+        from mmpc.completion.backends.served_client import RetryPolicy
+        from mmpc.completion.backends.served_launch import Launch
+
+        args = dict(gen_spec["init_args"])
+        if isinstance(args.get("retry"), dict):
+            args["retry"] = RetryPolicy(**args["retry"])
+        if isinstance(args.get("launch"), dict):
+            args["launch"] = Launch(**args["launch"])
+        gen_spec = {**gen_spec, "init_args": args}
+    generator = build_backend(gen_spec, f"completer {spec.name}: generator")
+    if spec.served and shards > 1:
+        generator.max_concurrency = shard_concurrency(generator.max_concurrency, shards)
+    return generator
+
+
 def complete_parts(
     spec: CompleterConfig, catalog_dir: Callable[[StageContext], Path]
 ) -> Callable[[StageContext, int], list[str]]:
@@ -109,7 +133,7 @@ def check_served(cfg: BenchConfig) -> None:
 
             from mmpc.completion.backends.base import BackendContext
 
-            generator = build_backend(spec, f"completer {comp.name}: generator")
+            generator = build_generator(comp, task)
             where = f"completers[{comp.name}].generator"
             try:
                 generator.setup(BackendContext(device=torch.device("cpu"), config_key=where))
@@ -130,11 +154,7 @@ def complete_stage(
         shard = _SHARD.match(ctx.part) if ctx.part else None
         if ctx.part and shard is None:
             raise ValueError(f"{ctx.name}: unknown part {ctx.part!r} (expected shard<k>-of-<n>)")
-        generator = build_backend(spec.generator_spec(task), f"completer {spec.name}: generator")
-        if shard is not None and spec.served:
-            generator.max_concurrency = shard_concurrency(
-                generator.max_concurrency, int(shard.group(2))
-            )
+        generator = build_generator(spec, task, int(shard.group(2)) if shard else 1)
         try:
             return _complete(ctx, generator, shard)
         finally:
