@@ -163,12 +163,14 @@ CASES: list[Case] = [
     ("complete-served-unreachable", 3,
      lambda i, o: _complete(
          i, o, f"--config={SERVED_I2T}", f"--data.catalog={i.catalog}", "--data.limit=1",
-         "--trainer.enable_progress_bar=false", f"--model.generator.init_args.base_url={i.dead_url}"),
+         "--trainer.enable_progress_bar=false",
+         f"--model.generator.init_args.base_url={i.dead_url}"),
      lambda i, o: f"cannot reach the endpoint {i.dead_url}"),
     ("complete-served-missing-key", 2,
      lambda i, o: _complete(
          i, o, f"--config={SERVED_I2T}", f"--data.catalog={i.catalog}", "--data.limit=1",
-         "--trainer.enable_progress_bar=false", f"--model.generator.init_args.api_key_env={UNSET_KEY}"),
+         "--trainer.enable_progress_bar=false",
+         f"--model.generator.init_args.api_key_env={UNSET_KEY}"),
      lambda i, o: f"${UNSET_KEY} is not set"),
     ("complete-out-below-file", 2,
      lambda i, o: _complete(i, i.file / "run", f"--data.catalog={i.catalog}"),
