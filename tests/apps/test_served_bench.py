@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -185,3 +186,113 @@ def test_served_table_sums_records_and_prices(tmp_path: Path) -> None:
     assert table is not None and table.shown.loc[0, "cost_usd"] == "$0.0006"
     assert served_table(ReportInputs(served=None)) is None
     assert served_table(ReportInputs(served=pd.DataFrame())) is None
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:  # the process ended while we looked
+        return b""
+
+
+def _isolated(argv: list[str]) -> list[str]:
+    """``argv`` in a new network namespace whose only interface, the loopback, is up."""
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
+
+
+@pytest.mark.slow
+def test_tiny_bench_with_a_served_completer_against_transformers_serve(tmp_path: Path) -> None:
+    """The tiny bench with one served T→I writer: SmolLM2 behind a real ``transformers serve``
+    that the stage launches (``launch:``) in a private network namespace and stops at its end.
+    The report shows the completer's counts and its served line; the key is nowhere."""
+    import os
+    import secrets
+    import shutil
+
+    import yaml
+
+    from mmpc.completion.backends.textllm import convert_gguf, smollm2_gguf
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        pytest.fail("needs root with `unshare` and `ip` to run the server in a private namespace")
+    smol = convert_gguf(smollm2_gguf())
+    exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
+    port = _free_port()
+    key = "sk-mmpc-" + secrets.token_hex(12)
+    bench = yaml.safe_load((ROOT / "apps" / "configs" / "bench" / "tiny.yaml").read_text())
+    command = [exe, "serve", str(smol), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--device", "cpu", "--dtype", "float32", "--log-level", "warning"]
+    generator = {
+        "class_path": SERVED,
+        "init_args": {
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": str(smol),
+            "api_key_env": "MMPC_E2E_KEY",
+            "max_tokens": 24,
+            "max_concurrency": 4,
+            "launch": {
+                "command": command,
+                "env": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                "startup_timeout_s": 600,
+                "log": str(tmp_path / "server.log"),
+            },
+        },
+    }
+    renderer = {"class_path": "mmpc.completion.backends.RetrievalRenderer"}
+    renderer["init_args"] = {"exclude": "sample"}
+    price = {"prompt": 0.5, "completion": 2.0}
+    completer = {"name": "served-smollm2", "tasks": ["t2i"], "generator": generator}
+    completer.update(renderer=renderer, on_parse_failure="title", batch_size=8)
+    completer["price_per_million_tokens"] = price
+    bench.update(name="served", runs_dir=str(tmp_path / "runs"), grpo=[], completers=[completer])
+    bench["features"]["imputation"] = ["mean"]
+    config = tmp_path / "served.yaml"
+    config.write_text(yaml.safe_dump(bench))
+    log = tmp_path / "bench.log"
+    with log.open("w") as sink:
+        proc = subprocess.run(
+            _isolated([sys.executable, "-m", "mmpc.apps.cli", "bench", f"--config={config}"]),
+            env={**os.environ, "MMPC_E2E_KEY": key, "HF_HUB_OFFLINE": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=1500,
+        )
+    output = log.read_text()
+    assert proc.returncode == 0, output[-4000:]
+    run = tmp_path / "runs" / "served"
+    status = json.loads((run / "status.json").read_text())
+    assert status["complete/served-smollm2/t2i"]["status"] == "ran", status
+    report = run / "report"
+    served = pd.read_csv(report / "served.csv", index_col=0)
+    assert served["completer"].tolist() == ["served-smollm2"]
+    row = served.iloc[0]
+    records_path = run / "complete" / "served-smollm2" / "t2i" / "completion"
+    records = [
+        json.loads(line)
+        for line in (records_path / "served-smollm2" / "t2i" / "records.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    assert row["items"] == len(records) == 30
+    assert row["requests"] == 30 + row["retries"]
+    usage = [r["served"]["usage"] for r in records]
+    assert row["prompt_tokens"] == sum(u["prompt_tokens"] for u in usage) > 0
+    assert row["completion_tokens"] == sum(u["completion_tokens"] for u in usage) > 0
+    expect = (row["prompt_tokens"] * 0.5 + row["completion_tokens"] * 2.0) / 1e6
+    assert row["cost_usd"] == pytest.approx(expect)
+    counts = pd.read_csv(report / "counts.csv", index_col=0).set_index("completer")
+    parse = sum(1 for r in records if r["output"] is None)
+    assert counts.loc["served-smollm2", "parse_failures"] == parse
+    html = (report / "report.html").read_text()
+    assert "Served completers" in html and "served-smollm2" in html
+    # The launched server was stopped at the stage's end: no process serves that port.
+    needle = f"--port\0{port}\0".encode()
+    left = [p for p in Path("/proc").glob("[0-9]*") if needle in _cmdline(p)]
+    assert not left, left
+    # The key is nowhere in the run folder or the console; its variable's NAME may be.
+    assert key not in output
+    bench_config = (run / "bench_config.json").read_text()
+    assert "MMPC_E2E_KEY" in bench_config and key not in bench_config
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
