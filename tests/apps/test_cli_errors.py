@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from tests._fixtures.mmrec import make_mmrec_folder
 
 from mmpc.apps import cli
@@ -28,6 +30,8 @@ GRPO_DEMO = CONFIGS / "grpo" / "demo_t2i.yaml"
 GRPO_DEMO_I2T = CONFIGS / "grpo" / "demo_i2t.yaml"
 GRPO_PAPER = CONFIGS / "grpo" / "paper_t2i.yaml"
 TINY_BENCH = CONFIGS / "bench" / "tiny.yaml"
+SERVED_I2T = CONFIGS / "completion" / "served-qwen2.5-vl-7b_i2t.yaml"
+UNSET_KEY = "MMPC_MATRIX_UNSET_KEY"  # never set: the missing key variable
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Inputs:
     corrupt_npy: Path  # an MMRec folder whose text_feat.npy is garbage
     corrupt_manifest: Path  # a folder whose manifest.json is not JSON
     run: Path  # a minimal run folder of mmpc bench
+    dead_url: str  # an OpenAI-compatible base URL where nothing listens
+    served_bench: Path  # the tiny bench with a served completer at dead_url
+    served_bench_no_key: Path  # ... whose key variable is not set
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +69,16 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     (tmp / "empty").mkdir()
     (tmp / "a_file.txt").write_text("not a folder")
     (tmp / "bad.yaml").write_text("trainer: [unclosed\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound and released: nothing listens there
+        dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    bench = yaml.safe_load(TINY_BENCH.read_text())
+    served = {"class_path": "mmpc.completion.backends.OpenAIChatBackend"}
+    served["init_args"] = {"base_url": dead_url, "model": "m", "max_tokens": 8}
+    bench.update(grpo=[], completers=[{"name": "api", "tasks": ["i2t"], "generator": served}])
+    (tmp / "served_bench.yaml").write_text(yaml.safe_dump(bench))
+    served["init_args"] = {**served["init_args"], "api_key_env": UNSET_KEY}
+    (tmp / "served_bench_no_key.yaml").write_text(yaml.safe_dump(bench))
     return Inputs(
         tmp=tmp,
         catalog=synthesize("tiny", seed=0, out=tmp / "catalog").root,
@@ -72,6 +89,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
         corrupt_npy=corrupt,
         corrupt_manifest=manifest,
         run=run,
+        dead_url=dead_url,
+        served_bench=tmp / "served_bench.yaml",
+        served_bench_no_key=tmp / "served_bench_no_key.yaml",
     )
 
 
@@ -140,6 +160,18 @@ CASES: list[Case] = [
          i, o, f"--config={QWEN}", f"--data.catalog={i.catalog}", "--data.limit=1",
          "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"),
      lambda i, o: "--model.generator.init_args.model"),
+    ("complete-served-unreachable", 3,
+     lambda i, o: _complete(
+         i, o, f"--config={SERVED_I2T}", f"--data.catalog={i.catalog}", "--data.limit=1",
+         "--trainer.enable_progress_bar=false",
+         f"--model.generator.init_args.base_url={i.dead_url}"),
+     lambda i, o: f"cannot reach the endpoint {i.dead_url}"),
+    ("complete-served-missing-key", 2,
+     lambda i, o: _complete(
+         i, o, f"--config={SERVED_I2T}", f"--data.catalog={i.catalog}", "--data.limit=1",
+         "--trainer.enable_progress_bar=false",
+         f"--model.generator.init_args.api_key_env={UNSET_KEY}"),
+     lambda i, o: f"${UNSET_KEY} is not set"),
     ("complete-out-below-file", 2,
      lambda i, o: _complete(i, i.file / "run", f"--data.catalog={i.catalog}"),
      lambda i, o: str(i.file / "run")),
@@ -210,6 +242,12 @@ CASES: list[Case] = [
      lambda i, o: str(i.tmp / "nope")),
     ("bench-not-catalog", 2, lambda i, o: _bench(i, o, f"--catalog.path={i.empty}"),
      lambda i, o: str(i.empty)),
+    ("bench-served-unreachable", 3,
+     lambda i, o: ["bench", f"--config={i.served_bench}", f"--runs_dir={o}", "--quiet"],
+     lambda i, o: f"cannot reach the endpoint {i.dead_url}"),
+    ("bench-served-missing-key", 2,
+     lambda i, o: ["bench", f"--config={i.served_bench_no_key}", f"--runs_dir={o}", "--quiet"],
+     lambda i, o: f"${UNSET_KEY} is not set (or empty); export it, or set api_key_env: null"),
     ("bench-runs-below-file", 2, lambda i, o: _bench(i, i.file / "runs"),
      lambda i, o: str(i.file / "runs")),
     # mmpc report

@@ -6,7 +6,7 @@ YAML re-runs exactly the stages it affects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +14,11 @@ from mmpc.apps.schema import ReportConfig
 from mmpc.metrics.errors import InputError
 
 TASKS = ("i2t", "t2i")
+SERVED_CLASS = "OpenAIChatBackend"
+"""The generator class (``mmpc.completion.backends.served``) of a served completer."""
+SERVED_TRANSPORT = ("base_url", "api_key_env", "timeout_s", "max_concurrency", "retry", "launch")
+"""A served generator's settings that change where and how fast answers come, never the answers
+(the same as the backend leaves out of ``describe()``): not part of a stage's fingerprint."""
 
 
 @dataclass
@@ -30,6 +35,10 @@ class CatalogConfig:
     preset: str = "demo"
     seed: int = 0
     path: str | None = None
+
+
+def _identity(init_args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in init_args.items() if k not in SERVED_TRANSPORT}
 
 
 @dataclass
@@ -49,6 +58,8 @@ class CompleterConfig:
         on_parse_failure: T→I only: ``skip`` renders nothing for an unparsable prompt, ``title``
             renders the product title instead (the record keeps the parse error and the report
             counts it).
+        price_per_million_tokens: served completers only: ``{prompt: USD, completion: USD}``
+            per million tokens; the report then shows the cost of the tokens the server counted.
     """
 
     name: str
@@ -59,6 +70,36 @@ class CompleterConfig:
     batch_size: int = 8
     seconds_per_item: dict[str, float] = field(default_factory=dict)
     on_parse_failure: str = "skip"
+    price_per_million_tokens: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.price_per_million_tokens is not None:
+            unknown = set(self.price_per_million_tokens) - {"prompt", "completion"}
+            if unknown or any(v < 0 for v in self.price_per_million_tokens.values()):
+                raise InputError(
+                    "needs non-negative 'prompt' and/or 'completion' prices, got "
+                    f"{self.price_per_million_tokens}",
+                    f"completers[{self.name}].price_per_million_tokens",
+                )
+
+    @property
+    def served(self) -> bool:
+        """Whether the generator is an OpenAI-compatible endpoint (``OpenAIChatBackend``)."""
+        return str(self.generator.get("class_path", "")).rpartition(".")[2] == SERVED_CLASS
+
+    def settings(self) -> dict[str, Any]:
+        """What enters the fingerprint of the completer's stages: every field but the price, and
+        for a served generator none of :data:`SERVED_TRANSPORT` (so a moved endpoint or another
+        concurrency resumes the stage instead of redoing it). A completer that is not served and
+        has no price gives ``asdict`` minus one key: old run folders stay up to date."""
+        out = asdict(self)
+        out.pop("price_per_million_tokens")
+        if self.served:
+            gen = dict(out["generator"])
+            gen["init_args"] = _identity(gen.get("init_args") or {})
+            out["generator"] = gen
+            out["task_init_args"] = {t: _identity(a) for t, a in out["task_init_args"].items()}
+        return out
 
     def generator_spec(self, task: str) -> dict[str, Any]:
         """The generator spec for ``task``: shared ``init_args`` updated by ``task_init_args``."""

@@ -79,7 +79,7 @@ def completion_stages(cfg: BenchConfig, cat_dir: CatalogDir) -> list[Stage]:
                 Stage(
                     name,
                     complete_stage(comp, task, cfg.catalog.seed, cfg.accelerator, cat_dir),
-                    {"completer": asdict(comp), "task": task},
+                    {"completer": comp.settings(), "task": task},
                     ("catalog",),
                     complete_parts(comp, cat_dir),
                 )
@@ -98,7 +98,7 @@ def grpo_stages(cfg: BenchConfig, cat_dir: CatalogDir) -> list[Stage]:
             Stage(
                 run.stage_name,
                 grpo_stage(run, cfg.accelerator, cat_dir),
-                {"grpo": asdict(run), "settings": grpo_settings(run), "completer": asdict(comp)},
+                {"grpo": asdict(run), "settings": grpo_settings(run), "completer": comp.settings()},
                 ("catalog",),
             )
         )
@@ -109,7 +109,7 @@ def grpo_stages(cfg: BenchConfig, cat_dir: CatalogDir) -> list[Stage]:
             tuned = tuned_completer(comp, run.task, adapter)
             return complete_stage(tuned, run.task, cfg.catalog.seed, cfg.accelerator, cat_dir)(ctx)
 
-        spec = asdict(tuned_completer(comp, run.task, None))
+        spec = tuned_completer(comp, run.task, None).settings()
         stages.append(
             Stage(
                 name,

@@ -15,15 +15,40 @@ needing ``num_gpus`` each, every GRPO run needing ``ray.resources.grpo.num_gpus`
 per category when ``per_category``) needing ``ray.resources.recbench.num_gpus``. It assumes tasks
 that share a GPU run as fast as alone, a task asking for no GPU takes one, and RecBench after all
 completion.
+
+Served completers (``OpenAIChatBackend``) generate on their endpoint, not on this run's
+accelerators: their ``seconds_per_item`` is only what runs here (the T→I render), and their
+generations are counted on their own lines as requests (one per item, retries not foreseen) and
+tokens: completion tokens at most ``items × max_tokens``, prompt tokens estimated at 4 characters
+per token of the packaged prompt with a 16-token title (T→I), the image's tokens not included
+(they depend on the model), and the cost at ``price_per_million_tokens`` when it is set.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmpc.apps.bench.config import TASKS, BenchConfig, TaskResources
+from mmpc.apps.bench.config import TASKS, BenchConfig, CompleterConfig, TaskResources
+
+_CHARS_PER_TOKEN = 4
+_TITLE_TOKENS = 16
+
+
+@dataclass
+class ServedCount:
+    """What one served completer × task will ask of its endpoint."""
+
+    completer: str
+    task: str
+    endpoint: str
+    model: str
+    requests: int
+    max_completion_tokens: int
+    prompt_tokens: int
+    max_cost: float | None = None
 
 
 @dataclass
@@ -41,6 +66,7 @@ class Plan:
     lines: list[str]
     grpo_steps: int = 0
     grpo_hours: float = 0.0
+    served: list[ServedCount] = field(default_factory=list)
 
     @property
     def total_hours(self) -> float:
@@ -63,6 +89,52 @@ def _sample_sizes(cfg: BenchConfig) -> tuple[int, int]:
     return len(synth.counts), synth.cqbench_n * len(synth.counts)
 
 
+def _prompt_tokens(task: str) -> int:
+    """Text tokens of one request with the packaged prompt (4 characters per token)."""
+    from mmpc.completion.prompts import default_template, user_text
+
+    template = default_template(task)
+    title = "x" * (_TITLE_TOKENS * _CHARS_PER_TOKEN) if template.needs_title else None
+    chars = len(template.system) + len(user_text(template, title=title))
+    return math.ceil(chars / _CHARS_PER_TOKEN)
+
+
+def served_count(comp: CompleterConfig, task: str, items: int) -> ServedCount:
+    """Requests and tokens of served completer ``comp`` on ``task`` over ``items`` items."""
+    args = comp.generator_spec(task)["init_args"]
+    max_tokens = int(args.get("max_tokens", 256))  # the backend's default
+    count = ServedCount(
+        comp.name,
+        task,
+        str(args.get("base_url", "?")),
+        str(args.get("model", "?")),
+        items,
+        items * max_tokens,
+        items * _prompt_tokens(task),
+    )
+    price = comp.price_per_million_tokens
+    if price:
+        count.max_cost = (
+            count.prompt_tokens * price.get("prompt", 0.0)
+            + count.max_completion_tokens * price.get("completion", 0.0)
+        ) / 1e6
+    return count
+
+
+def _served_line(count: ServedCount, secs: float) -> str:
+    cost = "" if count.max_cost is None else f", cost ≤ ${count.max_cost:,.2f} at the set prices"
+    here = (
+        f"{count.requests} renders here, assumed {secs:g} s/item"
+        if count.task == "t2i"
+        else f"assumed {secs:g} s/item here"
+    )
+    return (
+        f"  complete {count.completer}/{count.task}: served by {count.endpoint} "
+        f"(model {count.model}): {count.requests} requests, ≤ {count.max_completion_tokens} "
+        f"completion tokens, ~{count.prompt_tokens} prompt tokens{cost}; {here}"
+    )
+
+
 def make_plan(cfg: BenchConfig) -> Plan:
     """Count generations, renders and trainings of ``cfg`` and estimate accelerator hours."""
     n_cat, n_items = _sample_sizes(cfg)
@@ -78,13 +150,18 @@ def make_plan(cfg: BenchConfig) -> Plan:
     lines = [f"catalogue: {source} — {n_cat} categories, {n_items} CQBench items in all"]
     generations = renders = 0
     completion_s = 0.0
+    served: list[ServedCount] = []
     for comp in cfg.completers:
         for task in comp.tasks:
             generations += n_items
-            secs = comp.seconds_per_item.get(task, 0.0)
-            completion_s += n_items * secs
             if task == "t2i":
                 renders += n_items
+            secs = comp.seconds_per_item.get(task, 0.0)
+            completion_s += n_items * secs
+            if comp.served:
+                served.append(served_count(comp, task, n_items))
+                lines.append(_served_line(served[-1], secs))
+                continue
             lines.append(
                 f"  complete {comp.name}/{task}: {n_items} generations"
                 + (f" + {n_items} renders" if task == "t2i" else "")
@@ -141,6 +218,7 @@ def make_plan(cfg: BenchConfig) -> Plan:
         lines,
         grpo_steps,
         grpo_s / 3600,
+        served,
     )
 
 
@@ -232,6 +310,21 @@ def wall_hours(cfg: BenchConfig, plan: Plan, gpus: int) -> tuple[float, float]:
     return completion / 3600, _list_schedule(jobs.training, cap) / 3600
 
 
+def served_totals(plan: Plan) -> list[str]:
+    """The served completers' line (none without one): requests, tokens, cost, not in hours."""
+    if not plan.served:
+        return []
+    costs = [c.max_cost for c in plan.served if c.max_cost is not None]
+    cost = f", cost ≤ ${sum(costs):,.2f} ({len(costs)} priced)" if costs else ""
+    return [
+        f"served: {sum(c.requests for c in plan.served)} requests to "
+        f"{len({c.endpoint for c in plan.served})} endpoint(s), "
+        f"≤ {sum(c.max_completion_tokens for c in plan.served)} completion tokens, "
+        f"~{sum(c.prompt_tokens for c in plan.served)} prompt tokens (text only, 4 characters "
+        f"per token; images not counted){cost}; not in the accelerator-hours below"
+    ]
+
+
 def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
     """The text ``--dry-run`` prints (with the wall time on ``gpus`` GPUs)."""
     out = [
@@ -240,6 +333,7 @@ def format_plan(cfg: BenchConfig, plan: Plan, gpus: int = 1) -> str:
         *plan.lines,
         f"totals: {plan.generations} generations, {plan.renders} renders, "
         f"{plan.trainings} recommender trainings, {plan.grpo_steps} GRPO steps",
+        *served_totals(plan),
         f"estimate: {plan.completion_hours:.1f} h completion + {plan.grpo_hours:.1f} h GRPO + "
         f"{plan.recbench_hours:.1f} h RecBench = {plan.total_hours:.1f} accelerator-hours "
         "(assumptions above: the config's seconds_per_item, seconds_per_step and "

@@ -128,6 +128,9 @@ def _run(argv: list[str]) -> int:
     from mmpc.apps.bench.run import run_bench
 
     reexec_isolated_if_needed(cfg)
+    from mmpc.apps.bench.kinds.complete import check_served
+
+    check_served(cfg)  # after the re-exec: the endpoints as the stages will see them
     report, results = run_bench(cfg, show_progress=not ns.quiet)
     missing = [r for r in results if r.status in ("unavailable", "failed")]
     print(f"report: {report}")

@@ -24,7 +24,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Which differences are real", ("bootstrap",)),
     ("Content quality vs recommendation impact", ("spearman", "quality_vs_impact")),
     (GRPO_SECTION, ("grpo_i2t", "grpo_category", "grpo_t2i", "grpo_rewards")),
-    ("Run accounting", ("counts", "unavailable", "stage_times")),
+    ("Run accounting", ("counts", "served", "unavailable", "stage_times")),
 )
 
 

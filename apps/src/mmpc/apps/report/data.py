@@ -13,6 +13,9 @@ Shapes (one row per unit; metric columns are floats, NaN where a metric does not
 * ``grpo_log``: a GRPO CSV log (``step`` plus reward columns) given from outside the run.
 * ``grpo_runs``: the run's own GRPO stages (:class:`GRPORun`): which completer and task, and
   its per-step log; the tuned completer ``<completer>+grpo`` has rows in ``cq`` and ``rec``.
+* ``served``: ``completer, task, items, requests, retries, prompt_tokens, completion_tokens``
+  (and ``cost_usd`` when a price is configured): one row per served completer × task, sums
+  over its records' ``"served"`` entries; None when the run has no served completer.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class ReportInputs:
     grpo_runs: list[GRPORun] = field(default_factory=list)
     gallery: list[GalleryItem] = field(default_factory=list)
     counts: pd.DataFrame | None = None
+    served: pd.DataFrame | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
     stage_times: pd.DataFrame | None = None
     heatmap_metric: str = "recall@20"

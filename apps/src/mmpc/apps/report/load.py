@@ -140,6 +140,45 @@ def _counts(run: Path, cq: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(rows).fillna(0) if rows else None
 
 
+def _served(run: Path, config: dict[str, Any]) -> pd.DataFrame | None:
+    """Per served completer × task: requests (items + retries), retries, the server's token
+    counts and, with ``price_per_million_tokens`` in the completer's config, the cost."""
+    prices = {
+        str(c.get("name")): c.get("price_per_million_tokens")
+        for c in config.get("completers") or []
+    }
+    rows = []
+    for rec_path in sorted((run / "complete").glob("*/*/completion/*/*/records.jsonl")):
+        if not _finished(rec_path.parents[3]):
+            continue
+        records = [json.loads(line) for line in rec_path.read_text().splitlines() if line]
+        served = [r["served"] for r in records if isinstance(r.get("served"), dict)]
+        if not served:
+            continue
+        retries = sum(int(s.get("retries") or 0) for s in served)
+        row: dict[str, Any] = {
+            "completer": rec_path.parts[-3],
+            "task": rec_path.parts[-2],
+            "items": len(records),
+            "requests": len(served) + retries,
+            "retries": retries,
+            "prompt_tokens": sum(
+                int((s.get("usage") or {}).get("prompt_tokens", 0)) for s in served
+            ),
+            "completion_tokens": sum(
+                int((s.get("usage") or {}).get("completion_tokens", 0)) for s in served
+            ),
+        }
+        price = prices.get(row["completer"])
+        if price:
+            row["cost_usd"] = (
+                row["prompt_tokens"] * float(price.get("prompt", 0.0))
+                + row["completion_tokens"] * float(price.get("completion", 0.0))
+            ) / 1e6
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
 def _grpo_runs(run: Path, config: dict[str, Any], status: dict[str, Any]) -> list[GRPORun]:
     """The configured GRPO stages: their logs when finished, else their status and reason."""
     out = []
@@ -244,6 +283,7 @@ def load_run(
         grpo_runs=_grpo_runs(run, config, status),
         gallery=_gallery(run, cfg.gallery),
         counts=_counts(run, cq),
+        served=_served(run, config),
         unavailable=unavailable,
         stage_times=_stage_times(run, status),
         heatmap_metric=cfg.heatmap_metric,

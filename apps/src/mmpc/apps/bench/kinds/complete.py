@@ -9,6 +9,13 @@ specs; a backend whose weights are missing makes the stage unavailable with its 
 Parts (``shard<k>-of-<n>``, for an executor that spreads a stage over workers): shard ``k`` takes
 the batches ``b`` with ``b % n == k`` and appends to its own part file without merging; the
 finishing run merges every part, each item once, and completes whatever a shard left undone.
+
+Served completers (``OpenAIChatBackend``): the shards of one completer × task share its endpoint,
+so each shard keeps ``ceil(max_concurrency / n)`` requests in flight (at least 1) and the total
+stays bounded by the configured ``max_concurrency`` (up to rounding). A completer whose endpoint
+is ``launch:``ed is not split: the server belongs to the one process that started it. Whatever
+happens, the stage ends with the generator's ``teardown()`` (the client closed, a launched server
+stopped), errors included.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmpc.apps.bench.config import CompleterConfig
+from mmpc.apps.bench.config import TASKS, BenchConfig, CompleterConfig
 from mmpc.apps.bench.stages import StageContext, StageUnavailableError
 from mmpc.apps.console import quiet_libraries
 
@@ -48,19 +55,90 @@ def records_dir(stage_dir: Path, completer: str, task: str) -> Path:
 _SHARD = re.compile(r"^shard(\d+)-of-(\d+)$")
 
 
+def _launches(spec: CompleterConfig) -> bool:
+    """Whether the completer's generator starts its own server (``launch:``) for some task."""
+    return spec.served and any(spec.generator_spec(t)["init_args"].get("launch") for t in TASKS)
+
+
+def shard_concurrency(max_concurrency: int, shards: int) -> int:
+    """Requests in flight per shard when ``shards`` share one endpoint: ``ceil(total / n)``,
+    at least 1."""
+    return max(1, math.ceil(max_concurrency / max(1, shards)))
+
+
+def build_generator(spec: CompleterConfig, task: str, shards: int = 1) -> Any:
+    """``spec``'s generator for ``task``; a served one, as one of ``shards`` shards sharing its
+    endpoint, keeps :func:`shard_concurrency` requests in flight.
+
+    A bench YAML's ``init_args`` reach the backend as plain mappings (the bench does not type
+    them), so a served generator's ``retry:`` and ``launch:`` become the dataclasses it takes.
+    """
+    gen_spec = spec.generator_spec(task)
+    if spec.served:
+        from mmpc.completion.backends.served_client import RetryPolicy
+        from mmpc.completion.backends.served_launch import Launch
+
+        args = dict(gen_spec["init_args"])
+        if isinstance(args.get("retry"), dict):
+            args["retry"] = RetryPolicy(**args["retry"])
+        if isinstance(args.get("launch"), dict):
+            args["launch"] = Launch(**args["launch"])
+        gen_spec = {**gen_spec, "init_args": args}
+    generator = build_backend(gen_spec, f"completer {spec.name}: generator")
+    if spec.served and shards > 1:
+        generator.max_concurrency = shard_concurrency(generator.max_concurrency, shards)
+    return generator
+
+
 def complete_parts(
     spec: CompleterConfig, catalog_dir: Callable[[StageContext], Path]
 ) -> Callable[[StageContext, int], list[str]]:
-    """The stage's shards: ``min(shards, batches)`` of them (none when that is one)."""
+    """The stage's shards: ``min(shards, batches)`` of them (none when that is one, or when the
+    completer launches its own server)."""
 
     def parts(ctx: StageContext, shards: int) -> list[str]:
         from mmpc.completion.catalog import Catalog
 
+        if _launches(spec):
+            return []
         items = len(Catalog.open(catalog_dir(ctx), verify_hashes=False).sample("cqbench"))
         n = max(1, min(shards, math.ceil(items / spec.batch_size)))
         return [f"shard{k}-of-{n}" for k in range(n)] if n > 1 else []
 
     return parts
+
+
+def check_served(cfg: BenchConfig) -> None:
+    """Before a run writes anything: every served completer's endpoint that is not ``launch:``ed
+    is reached once with the backend's own setup (the key variable is set, the endpoint answers,
+    it serves the model), so a bad setting stops ``mmpc bench`` with one line and its exit code
+    instead of failing its stages one by one.
+
+    Raises:
+        InputError: a key variable is unset or refused, or the endpoint does not serve the model.
+        EndpointError: an endpoint cannot be reached (exit code 3, the URL named).
+    """
+    checked: set[tuple[Any, ...]] = set()
+    for comp in cfg.completers:
+        if not comp.served:
+            continue
+        for task in comp.tasks:
+            spec = comp.generator_spec(task)
+            args = spec["init_args"]
+            key = (args.get("base_url"), args.get("model"), args.get("api_key_env"))
+            if args.get("launch") or key in checked:
+                continue
+            checked.add(key)
+            import torch
+
+            from mmpc.completion.backends.base import BackendContext
+
+            generator = build_generator(comp, task)
+            where = f"completers[{comp.name}].generator"
+            try:
+                generator.setup(BackendContext(device=torch.device("cpu"), config_key=where))
+            finally:
+                generator.teardown()
 
 
 def complete_stage(
@@ -73,6 +151,16 @@ def complete_stage(
     """A stage function completing ``task`` with ``spec`` (resumable through the writer)."""
 
     def run(ctx: StageContext) -> dict[str, int]:
+        shard = _SHARD.match(ctx.part) if ctx.part else None
+        if ctx.part and shard is None:
+            raise ValueError(f"{ctx.name}: unknown part {ctx.part!r} (expected shard<k>-of-<n>)")
+        generator = build_generator(spec, task, int(shard.group(2)) if shard else 1)
+        try:
+            return _complete(ctx, generator, shard)
+        finally:
+            generator.teardown()  # a served client closed, a launched server stopped
+
+    def _complete(ctx: StageContext, generator: Any, shard: re.Match[str] | None) -> dict[str, int]:
         import lightning as L
 
         from mmpc.completion.data import CompletionDataModule
@@ -80,7 +168,6 @@ def complete_stage(
         from mmpc.completion.writer import CompletionWriter, read_records
         from mmpc.metrics.errors import MissingWeightsError
 
-        generator = build_backend(spec.generator_spec(task), f"completer {spec.name}: generator")
         renderer = (
             build_backend(spec.renderer, f"completer {spec.name}: renderer")
             if task == "t2i" and spec.renderer
@@ -94,9 +181,6 @@ def complete_stage(
             seed=seed,
             on_parse_failure=spec.on_parse_failure if task == "t2i" else "skip",
         )
-        shard = _SHARD.match(ctx.part) if ctx.part else None
-        if ctx.part and shard is None:
-            raise ValueError(f"{ctx.name}: unknown part {ctx.part!r} (expected shard<k>-of-<n>)")
         dm = CompletionDataModule(
             str(catalog_dir(ctx)),
             task=task,
