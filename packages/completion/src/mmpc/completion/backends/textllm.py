@@ -10,7 +10,6 @@ The cache key is the GGUF file's content hash, so a different file never reuses 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import os
@@ -32,6 +31,7 @@ from mmpc.completion.backends.base import (
     resolve_pretrained,
 )
 from mmpc.completion.backends.mllm import decode_new_tokens
+from mmpc.metrics.files import file_sha256
 
 __all__ = ["SMOLLM2_GGUF", "TextLLMBackend", "convert_gguf", "default_cache_dir", "smollm2_gguf"]
 
@@ -55,14 +55,6 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     """Convert ``gguf`` once into a transformers folder; return that folder.
 
@@ -72,7 +64,7 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     target = cache_dir / f"{gguf.stem}-{digest[:16]}"
     if (target / "mmpc_gguf.json").is_file():
         return target
