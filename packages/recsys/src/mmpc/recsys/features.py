@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from mmpc.metrics.errors import MissingWeightsError
+from mmpc.metrics.files import atomic_path, atomic_write_text
 
 STLPIPS_LABEL = "ST-LPIPS AlexNet trunk (offline stand-in)"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -231,15 +230,10 @@ def _trunk(net: nn.Module) -> nn.Module:
     raise ValueError(f"{type(net).__name__}: no classifier head or features block found")
 
 
-def _atomic_save(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    # Through a file handle: ``np.save`` given a name not ending in ``.npy`` would append one.
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.save(fh, array)
 
 
 def write_feature_folder(
@@ -261,9 +255,8 @@ def write_feature_folder(
         if array.ndim != 2 or array.shape[0] != len(ids):
             raise ValueError(f"{out}: {modality} features {array.shape} for {len(ids)} items")
         data = np.ascontiguousarray(array, dtype=np.float32)
-        _atomic_save(out / f"{modality}_feat.npy", lambda p, d=data: np.save(p, d))
-    text = "\n".join(ids) + "\n"
-    _atomic_save(out / "item_ids.txt", lambda p: p.write_text(text, encoding="utf-8"))
+        _save_npy(out / f"{modality}_feat.npy", data)
+    atomic_write_text(out / "item_ids.txt", "\n".join(ids) + "\n")
     return out
 
 
@@ -287,7 +280,7 @@ def _encode_chunked(
     for start in tqdm(range(0, n, chunk), desc=f"{name} features", unit="chunk"):
         part = work / f"{name}-{start:09d}-{min(n, start + chunk):09d}.npy"
         if not part.is_file():
-            _atomic_save(part, lambda p, s=start: np.save(p, encode(s, min(n, s + chunk))))
+            _save_npy(part, encode(start, min(n, start + chunk)))
         parts.append(np.load(part))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 

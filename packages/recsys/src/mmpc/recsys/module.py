@@ -17,8 +17,6 @@ log folder holds the best validation metrics, the test metrics and the epoch cou
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,19 +28,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import Tensor
 
 from mmpc.metrics import NDCGAtK, RecallAtK
+from mmpc.metrics.files import atomic_write_text
 from mmpc.metrics.functional.ranking import top_k_hits
 from mmpc.recsys.data import CSR, InteractionData
 from mmpc.recsys.models.base import Recommender
-
-
-def write_json(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def mask_scores(scores: Tensor, users: Tensor, *excluded: CSR) -> Tensor:
@@ -195,7 +184,10 @@ class RecommenderModule(L.LightningModule):
                 "epochs_run": self.trainer.current_epoch,
                 "mask_valid_at_test": self._mask_valid_at_test,
             }
-            write_json(Path(log_dir) / self.hparams.metrics_file, payload)
+            atomic_write_text(
+                Path(log_dir) / self.hparams.metrics_file,
+                json.dumps(payload, indent=2, sort_keys=True),
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mmpc_best_val"] = {"values": self.best_val, "epoch": self.best_epoch}
