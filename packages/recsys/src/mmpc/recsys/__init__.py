@@ -6,10 +6,9 @@ See ``docs/recsys.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "Recommender": "mmpc.recsys.models.base",
     "VBPR": "mmpc.recsys.models.vbpr",
     "BM3": "mmpc.recsys.models.bm3",
@@ -27,14 +26,4 @@ _EXPORTS: dict[str, str] = {
     "impute": "mmpc.recsys.conditions",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.recsys' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
