@@ -21,7 +21,6 @@ for the report's paired bootstrap; their mean is checked against the module's me
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -77,25 +76,6 @@ def gt_features_stage(
     return run
 
 
-def load_feature_folder(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """``item_ids`` and ``{modality: (I, d) float32}`` of a feature folder."""
-    ids = (folder / "item_ids.txt").read_text(encoding="utf-8").splitlines()
-    feats = {
-        m: np.load(folder / f"{m}_feat.npy", allow_pickle=False)
-        for m in ("text", "image")
-        if (folder / f"{m}_feat.npy").is_file()
-    }
-    return ids, feats
-
-
-def _write_rows(
-    ctx: StageContext, ids: list[str], rows: np.ndarray, modality: str, info: dict[str, Any]
-) -> None:
-    np.save(ctx.out / "rows.npy", np.ascontiguousarray(rows, dtype=np.float32))
-    atomic_write_text(ctx.out / "item_ids.txt", "\n".join(ids) + "\n")
-    atomic_write_json(ctx.out / "condition.json", {"modality": modality, **info})
-
-
 def completer_condition_stage(
     cfg: FeaturesConfig,
     task: str,
@@ -109,6 +89,7 @@ def completer_condition_stage(
 
         from mmpc.completion.catalog import Catalog
         from mmpc.completion.writer import image_path, read_records
+        from mmpc.recsys.conditions import write_condition
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
         masked = catalog.sample("cqbench")
@@ -139,23 +120,13 @@ def completer_condition_stage(
                             ims.append(im.convert("RGB"))
                     parts.append(enc.encode(ims))
                 vecs = np.concatenate(parts)
-        dim = (
-            vecs.shape[1]
-            if vecs is not None
-            else int(
-                np.load(ctx.inputs["features/gt"] / f"{modality}_feat.npy", mmap_mode="r").shape[1]
-            )
-        )
-        rows = np.zeros((len(masked), dim), dtype=np.float32)
-        pos = {i: k for k, i in enumerate(masked)}
-        for k, item_id in enumerate(ok):
-            rows[pos[item_id]] = vecs[k]
-        _write_rows(
-            ctx,
-            masked,
-            rows,
+        write_condition(
+            ctx.inputs["features/gt"],
+            ctx.out,
             modality,
-            {"kind": "completer", "failed_zero_rows": len(masked) - len(ok)},
+            dict(zip(ok, vecs, strict=True)) if ok else {},
+            masked_items=masked,
+            info={"kind": "completer", "failed_zero_rows": len(masked) - len(ok)},
         )
         return {"masked": len(masked), "completed": len(ok), "failed": len(masked) - len(ok)}
 
@@ -169,7 +140,7 @@ def imputation_condition_stage(
 
     def run(ctx: StageContext) -> dict[str, int]:
         try:
-            from mmpc.recsys.conditions import impute
+            from mmpc.recsys.conditions import write_imputed_condition
         except ImportError as err:
             raise StageUnavailableError(
                 f"imputation baselines need mmpc.recsys.conditions ({err})"
@@ -178,38 +149,12 @@ def imputation_condition_stage(
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
         masked = catalog.sample("cqbench")
-        ids, feats = load_feature_folder(ctx.inputs["features/gt"])
-        modality = MASKED_MODALITY[task]
-        index = {i: k for k, i in enumerate(ids)}
-        mask = np.zeros(len(ids), dtype=bool)
-        mask[[index[i] for i in masked]] = True
-        rows = impute(feats, modality, mask, method, k=cfg.knn_k)  # (n_masked, d)
-        _write_rows(
-            ctx,
-            [ids[k] for k in np.flatnonzero(mask)],
-            rows,
-            modality,
-            {"kind": "imputation", "method": method},
+        write_imputed_condition(
+            ctx.inputs["features/gt"], ctx.out, MASKED_MODALITY[task], masked, method, cfg.knn_k
         )
-        return {"masked": int(mask.sum())}
+        return {"masked": len(set(masked))}
 
     return run
-
-
-def condition_features(
-    gt_dir: Path, cond_dir: Path | None
-) -> tuple[list[str], dict[str, np.ndarray]]:
-    """GT features with the condition's rows swapped in (``cond_dir`` None: plain GT)."""
-    ids, feats = load_feature_folder(gt_dir)
-    if cond_dir is None:
-        return ids, feats
-    info = json.loads((cond_dir / "condition.json").read_text())
-    rows = np.load(cond_dir / "rows.npy")
-    cond_ids = (cond_dir / "item_ids.txt").read_text().splitlines()
-    index = {i: k for k, i in enumerate(ids)}
-    target = feats[info["modality"]].copy()
-    target[[index[i] for i in cond_ids]] = rows
-    return ids, {**feats, info["modality"]: target}
 
 
 def _model(spec: RecModelConfig, dm: Any) -> Any:
@@ -226,33 +171,11 @@ def _model(spec: RecModelConfig, dm: Any) -> Any:
 
 def per_user_metrics(module: Any, dm: Any) -> pd.DataFrame:
     """Recall/NDCG@K of every test user under the module's current weights (full ranking)."""
-    import torch
-
-    from mmpc.metrics.functional import ndcg_at_k, recall_at_k
-    from mmpc.recsys.module import mask_scores
-
-    data = dm.load()
-    model = module.model.eval()
-    users = data.eval_users("test")
-    rows: list[pd.DataFrame] = []
-    with torch.no_grad():
-        model.prepare_eval()
-        for start in range(0, users.numel(), 1024):
-            chunk = users[start : start + 1024]
-            scores = model.full_scores(chunk).float()  # (B, I)
-            excluded = [data.splits["train"]]
-            if dm.mask_valid_at_test:
-                excluded.append(data.splits["valid"])
-            mask_scores(scores, chunk, *excluded)
-            target = data.splits["test"].dense(chunk)  # (B, I)
-            rec, ndcg = recall_at_k(scores, target, KS), ndcg_at_k(scores, target, KS)
-            frame = {f"recall@{k}": rec[k].numpy() for k in KS}
-            frame.update({f"ndcg@{k}": ndcg[k].numpy() for k in KS})
-            ids = chunk.tolist()
-            frame["user_id"] = [data.user_ids[u] if data.user_ids else str(u) for u in ids]
-            rows.append(pd.DataFrame(frame))
-        model.end_eval()
-    return pd.concat(rows, ignore_index=True)[["user_id", *REC_METRICS]]
+    values = module.per_user_metrics("test")
+    user_ids = module.data.user_ids
+    frame = pd.DataFrame({name: values[name] for name in REC_METRICS})
+    frame.insert(0, "user_id", [user_ids[u] if user_ids else str(u) for u in values["user"]])
+    return frame
 
 
 def train_one(
@@ -343,6 +266,7 @@ def recbench_stage(
 
     def run(ctx: StageContext) -> dict[str, int]:
         from mmpc.completion.catalog import Catalog
+        from mmpc.recsys.conditions import condition_features
         from mmpc.recsys.features import write_feature_folder
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)

@@ -15,7 +15,7 @@ _EXPORTS = {
     "FREEDOM": "mmpc.recsys.models.freedom",
     "RecommenderModule": "mmpc.recsys.module",
     "summarize_runs": "mmpc.recsys.module",
-    "InteractionData": "mmpc.recsys.data",
+    "InteractionData": "mmpc.recsys.types",
     "InteractionDataModule": "mmpc.recsys.data",
     "TextEncoder": "mmpc.recsys.features",
     "ImageEncoder": "mmpc.recsys.features",

@@ -29,9 +29,9 @@ from torch import Tensor
 
 from mmpc.metrics import NDCGAtK, RecallAtK
 from mmpc.metrics.files import atomic_write_text
-from mmpc.metrics.functional.ranking import top_k_hits
-from mmpc.recsys.data import CSR, InteractionData
+from mmpc.metrics.functional.ranking import ndcg_at_k, recall_at_k, top_k_hits
 from mmpc.recsys.models.base import Recommender
+from mmpc.recsys.types import CSR, InteractionData
 
 
 def mask_scores(scores: Tensor, users: Tensor, *excluded: CSR) -> Tensor:
@@ -188,6 +188,42 @@ class RecommenderModule(L.LightningModule):
                 Path(log_dir) / self.hparams.metrics_file,
                 json.dumps(payload, indent=2, sort_keys=True),
             )
+
+    @torch.no_grad()
+    def per_user_metrics(self, split: str = "test", chunk: int = 1024) -> dict[str, np.ndarray]:
+        """Recall@K and NDCG@K of every user with ``split`` items, under the current weights.
+
+        The same full ranking as :meth:`test_step` (training items masked, and validation items
+        for ``"test"`` when the datamodule masks them), kept per user instead of averaged, so
+        the mean over users equals the logged ``<split>/recall@K`` (e.g. for a paired bootstrap).
+        Call it after ``trainer.fit``/``trainer.test`` (the data comes from ``setup``).
+
+        Returns:
+            ``{"user": (n,) int64 user index, "recall@K": (n,), "ndcg@K": (n,) for K in ks}``,
+            users ascending.
+        """
+        if self.data is None:
+            raise RuntimeError("RecommenderModule.per_user_metrics before setup (fit or test)")
+        self.model.eval()
+        users = self.data.eval_users(split).to(self.device)
+        columns: dict[str, list[np.ndarray]] = {"user": [users.cpu().numpy()]}
+        self.model.prepare_eval()
+        for start in range(0, users.numel(), chunk):
+            batch = users[start : start + chunk]
+            scores = self.model.full_scores(batch).float()  # (B, I)
+            excluded = [self._split_csr("train")]
+            if split == "test" and self._mask_valid_at_test:
+                excluded.append(self._split_csr("valid"))
+            mask_scores(scores, batch, *excluded)
+            target = self._split_csr(split).dense(batch)  # (B, I)
+            for name, values in (
+                ("recall", recall_at_k(scores, target, self.ks)),
+                ("ndcg", ndcg_at_k(scores, target, self.ks)),
+            ):
+                for k in self.ks:
+                    columns.setdefault(f"{name}@{k}", []).append(values[k].cpu().numpy())
+        self.model.end_eval()
+        return {name: np.concatenate(parts) for name, parts in columns.items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mmpc_best_val"] = {"values": self.best_val, "epoch": self.best_epoch}
