@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.errors import MissingWeightsError
 from mmpc.recsys.conditions import (
     condition_features,
@@ -25,7 +26,6 @@ from mmpc.recsys.data import InteractionDataModule
 from mmpc.recsys.features import (
     ImageEncoder,
     TextEncoder,
-    default_text_model,
     extract_features,
     write_feature_folder,
 )
@@ -174,8 +174,8 @@ def test_text_encoder_matches_transformers_mean_pooling() -> None:
 
     texts = ["A red ceramic coffee mug", "Wireless noise-cancelling headphones"]
     ours = TextEncoder(batch_size=2).encode(texts)
-    tok = AutoTokenizer.from_pretrained(default_text_model())
-    model = AutoModel.from_pretrained(default_text_model()).eval()
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    model = AutoModel.from_pretrained(minilm_path()).eval()
     batch = tok(texts, padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state  # (B, T, 384)

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from mmpc.completion.catalog import Catalog, CatalogError, load_amazon
-from mmpc.metrics.files import file_sha256
 from mmpc.completion.catalog.rawio import (
     check_image,
     iter_records,
@@ -19,6 +18,7 @@ from mmpc.completion.catalog.rawio import (
     parse_details,
     safe_image_path,
 )
+from mmpc.metrics.files import file_sha256
 
 CATEGORY = "Video_Games"
 
