@@ -19,9 +19,6 @@ Only the LoRA weights train; checkpoints keep only them, and the adapter is save
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +44,7 @@ from mmpc.completion.prompts import (
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
 from mmpc.grpo.rewards import Reward, RewardCombiner
+from mmpc.metrics.files import atomic_dir
 
 __all__ = ["GRPOModule", "Rollout"]
 
@@ -455,14 +453,8 @@ class GRPOModule(LightningModule):
     def save_adapter(self, path: str | Path | None = None) -> Path:
         """Save the LoRA adapter with peft ``save_pretrained`` (written aside, then renamed)."""
         target = Path(path) if path is not None else self.adapter_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=target.parent))
-        self.policy_model.save_pretrained(tmp)
-        old = target.with_name(target.name + ".old")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(target) as tmp:
+            self.policy_model.save_pretrained(tmp)
         return target
 
     def on_train_end(self) -> None:
