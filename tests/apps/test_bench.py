@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from mmpc.apps import bench_cli, cli, report_cli
-from mmpc.apps.bench.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
+from mmpc.apps.bench.grpo import CHECKPOINTS, LAST, grpo_stage
 from mmpc.apps.bench.stages import MANIFEST, Stage, StageRunner
+from mmpc.grpo.resume import checkpoint_step
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "apps" / "configs" / "bench"

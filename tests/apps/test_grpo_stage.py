@@ -13,13 +13,13 @@ import pytest
 from mmpc.apps import bench_cli
 from mmpc.apps.bench.config import GRPORunConfig
 from mmpc.apps.bench.grpo import (
-    StepSampler,
     check_run,
     grpo_settings,
     merge_logs,
     tuned_completer,
 )
 from mmpc.apps.bench.pipeline import build_stages, conditions
+from mmpc.grpo.resume import StepSampler
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "apps" / "configs" / "bench" / "tiny.yaml"

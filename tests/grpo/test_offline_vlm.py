@@ -83,7 +83,7 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
     for name, value in before.items():
         if "lora_" not in name:
             assert torch.equal(value, after[name]), f"frozen weight {name} changed"
-    assert module.probe is not None and not set(module.probe.fitted_on) & set(
+    assert not set(module.prompts.probe.fitted_on) & set(
         trainer.datamodule.dataset.item_ids
     )
 
@@ -103,7 +103,7 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
             perception=SMALL,
         )
         vlm.setup(ctx)
-        [text] = module._prompt_texts([{"item_id": item, "image": image}])
+        [text] = module.prompts.texts([{"item_id": item, "image": image}])
         [caption] = vlm.probe.perceive([image])
         assert (
             text

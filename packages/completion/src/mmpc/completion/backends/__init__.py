@@ -16,6 +16,10 @@ _EXPORTS = {
     "OfflineVisionLM": "mmpc.completion.backends.offline_vlm",
     "RetrievalTitleBaseline": "mmpc.completion.backends.retrieval",
     "RetrievalRenderer": "mmpc.completion.backends.retrieval",
+    "PromptBuilder": "mmpc.completion.backends.prompting",
+    "ChatPromptBuilder": "mmpc.completion.backends.prompting",
+    "OfflineVLMPromptBuilder": "mmpc.completion.backends.prompting",
+    "prompt_builder": "mmpc.completion.backends.prompting",
 }
 
 _lazy_names, __getattr__, _ = lazy_exports(__name__, _EXPORTS)
