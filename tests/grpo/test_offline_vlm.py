@@ -83,9 +83,7 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
     for name, value in before.items():
         if "lora_" not in name:
             assert torch.equal(value, after[name]), f"frozen weight {name} changed"
-    assert not set(module.prompts.probe.fitted_on) & set(
-        trainer.datamodule.dataset.item_ids
-    )
+    assert not set(module.prompts.probe.fitted_on) & set(trainer.datamodule.dataset.item_ids)
 
     catalog = Catalog.open(catalog_root)
     item = catalog.sample("cqbench")[0]
