@@ -91,7 +91,6 @@ def test_nf4_needs_cuda(tiny_qwen: Path) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_nf4_double_quant_on_cuda(tiny_qwen: Path, tiny_catalog: Catalog) -> None:
     import bitsandbytes as bnb
 

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 
-from mmpc.apps.grpo_cli import main
 from mmpc.completion.backends import OfflineVisionLM
 from mmpc.completion.backends.base import BackendContext, Request
 from mmpc.completion.catalog import Catalog, synthesize
@@ -137,6 +136,8 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
 def test_demo_i2t_config_fits_with_tiny_overrides(
     tiny_lm: Path, catalog_root: Path, tmp_path: Path
 ) -> None:
+    from mmpc.apps.grpo_cli import main  # a CLI test: the one test here that needs mmpc.apps
+
     code = main(
         [
             "fit",

@@ -208,7 +208,6 @@ def test_spmm_under_autocast_matches_float32_product() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["VBPR", "BM3", "FREEDOM"])
 def test_models_train_on_gpu(name: str, tiny_root: Path, tmp_path: Path) -> None:
     """A few epochs of each model on the GPU; prints the per-epoch wall time."""
