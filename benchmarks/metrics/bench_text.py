@@ -24,11 +24,11 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity, euclidean_distances
 
+from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.functional.bertscore import (
     bert_score,
     bert_score_package_model_type,
     load_backbone,
-    offline_backbone_path,
 )
 from mmpc.metrics.functional.text import (
     tfidf_cosine_similarity,
@@ -151,7 +151,7 @@ def main() -> None:
 
     import bert_score as reference
 
-    folder = str(offline_backbone_path())
+    folder = str(minilm_path())
     backbone = load_backbone(folder, num_layers=6, device="cpu")
     # bert-score picks the model class from substrings of the path ("t5" → T5): use a safe path.
     scorer = reference.BERTScorer(

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 
 from mmpc.apps import cli
-from mmpc.apps.bench.kinds.grpo import CHECKPOINTS, LAST, checkpoint_step, grpo_stage
+from mmpc.apps.bench.kinds.grpo import CHECKPOINTS, LAST, grpo_stage
 from mmpc.apps.bench.runner import StageRunner
 from mmpc.apps.bench.stages import MANIFEST, Stage
 from mmpc.apps.cli import bench as bench_cli
 from mmpc.apps.cli import report as report_cli
+from mmpc.grpo.resume import checkpoint_step
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "apps" / "configs" / "bench"

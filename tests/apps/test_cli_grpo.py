@@ -105,3 +105,45 @@ def test_paper_configs_parse_and_stop_on_missing_weights(
     assert code == 3  # missing weights
     assert err[-1].startswith("mmpc grpo: ")
     assert "weights" in err[-1].lower() or "not loadable" in err[-1]
+
+
+def test_demo_i2t_config_fits_with_tiny_overrides(tiny_llm: Path, tmp_path: Path) -> None:
+    catalog_root = tmp_path / "catalog"
+    synthesize("tiny", seed=0, out=catalog_root)
+    code = main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "demo_i2t.yaml"),
+            "--model.model",
+            str(tiny_llm),
+            "--model.gguf_file",
+            "null",
+            "--model.cache_dir",
+            str(tmp_path / "cache"),
+            "--model.perception",
+            '{"image_size": 64, "max_iter": 30}',
+            "--model.lora_r",
+            "4",
+            "--model.group_size",
+            "2",
+            "--model.max_new_tokens",
+            "4",
+            "--model.micro_batch_size",
+            "2",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "logs"),
+            "--data.catalog",
+            str(catalog_root),
+            "--data.batch_size",
+            "1",
+        ]
+    )
+    assert code == 0
+    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
+    frame = pd.read_csv(metrics)
+    assert len(frame) == 2
+    assert frame["train/rewards/title_similarity/mean"].notna().all()
+    assert (metrics.parent / "adapter" / "adapter_config.json").is_file()

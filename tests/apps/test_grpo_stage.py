@@ -13,7 +13,6 @@ import pytest
 from mmpc.apps.bench.config import GRPORunConfig
 from mmpc.apps.bench.graph import build_stages, conditions
 from mmpc.apps.bench.kinds.grpo import (
-    StepSampler,
     check_run,
     grpo_settings,
     merge_logs,
@@ -23,20 +22,6 @@ from mmpc.apps.cli import bench as bench_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "apps" / "configs" / "bench" / "tiny.yaml"
-
-
-def test_step_sampler_is_a_pure_function_of_the_step_and_covers_each_pass() -> None:
-    sampler = StepSampler(n=10, batch_size=3, seed=7)
-    assert sampler.per_pass == 3  # the last, partial batch of a pass is dropped
-    first_pass = [sampler.indices(s) for s in range(3)]
-    flat = [i for batch in first_pass for i in batch]
-    assert len(flat) == len(set(flat)) == 9 and set(flat) <= set(range(10))
-    sampler.set_epoch(4)
-    assert list(sampler) == StepSampler(10, 3, 7).indices(4)  # a fresh sampler agrees
-    assert [sampler.indices(s) for s in range(3, 6)] != first_pass  # a new permutation per pass
-    assert StepSampler(10, 3, 8).indices(0) != sampler.indices(0)
-    with pytest.raises(ValueError, match="fewer than batch_size"):
-        StepSampler(2, 3, 0)
 
 
 def _log(path: Path, steps: list[int], reward: float) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from mmpc.completion.catalog import Catalog
 
-CONFIG = Path(__file__).resolve().parents[2] / "apps/configs/completion/qwen2.5-vl-7b_i2t.yaml"
+SCRIPT = Path(__file__).with_name("predict_script.py")  # the package API, no CLI
 
 
 def _free_port() -> int:
@@ -28,25 +28,13 @@ def test_two_process_ddp_shards_and_merges_exactly_once(
 ) -> None:
     command = [
         sys.executable,
-        "-m",
-        "mmpc.apps.cli",
-        "complete",
-        "predict",
-        "--config",
-        str(CONFIG),
-        f"--data.catalog={tiny_catalog.root}",
-        "--data.limit=7",
-        "--data.batch_size=2",
-        "--data.num_workers=0",
-        f"--writer.run_dir={tmp_path}",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=2",
-        "--trainer.strategy=ddp",
-        "--trainer.enable_progress_bar=false",
-        f"--model.generator.init_args.model={tiny_qwen}",
-        "--model.generator.init_args.quantization=none",
-        "--model.generator.init_args.compute_dtype=float32",
-        '--model.generator.init_args.generation={"max_new_tokens": 4}',
+        str(SCRIPT),
+        f"--catalog={tiny_catalog.root}",
+        f"--model={tiny_qwen}",
+        f"--run-dir={tmp_path}",
+        "--limit=7",
+        "--batch-size=2",
+        "--devices=2",
     ]
     env = {
         **os.environ,

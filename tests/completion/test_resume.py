@@ -15,30 +15,19 @@ import pytest
 from mmpc.completion.catalog import Catalog
 from mmpc.completion.writer import read_jsonl, read_records
 
-CONFIG = Path(__file__).resolve().parents[2] / "apps/configs/completion/qwen2.5-vl-7b_i2t.yaml"
+SCRIPT = Path(__file__).with_name("predict_script.py")  # the package API, no CLI
 
 
 def _command(catalog: Catalog, model: Path, run: Path) -> list[str]:
     return [
         sys.executable,
-        "-m",
-        "mmpc.apps.cli",
-        "complete",
-        "predict",
-        "--config",
-        str(CONFIG),
-        f"--data.catalog={catalog.root}",
-        "--data.batch_size=1",
-        "--data.num_workers=0",
-        "--data.limit=12",
-        f"--writer.run_dir={run}",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        "--trainer.enable_progress_bar=false",
-        f"--model.generator.init_args.model={model}",
-        "--model.generator.init_args.quantization=none",
-        "--model.generator.init_args.compute_dtype=float32",
-        '--model.generator.init_args.generation={"max_new_tokens": 16, "min_new_tokens": 16}',
+        str(SCRIPT),
+        f"--catalog={catalog.root}",
+        f"--model={model}",
+        f"--run-dir={run}",
+        "--limit=12",
+        "--batch-size=1",
+        '--generation={"max_new_tokens": 16, "min_new_tokens": 16}',
     ]
 
 

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import pandas as pd
 import pytest
 import torch
 
-from mmpc.apps.cli.grpo import main
 from mmpc.completion.backends import OfflineVisionLM
 from mmpc.completion.backends.base import BackendContext, Request
 from mmpc.completion.catalog import Catalog, synthesize
@@ -22,7 +20,6 @@ from mmpc.grpo.data import GRPODataModule
 from mmpc.grpo.module import GRPOModule
 from mmpc.grpo.rewards import JsonFormatReward, Reward
 
-CONFIG = Path(__file__).resolve().parents[2] / "apps" / "configs" / "grpo" / "demo_i2t.yaml"
 SMALL = {"image_size": 64, "max_iter": 30}
 PREFIX = '{"title": "'
 
@@ -83,9 +80,7 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
     for name, value in before.items():
         if "lora_" not in name:
             assert torch.equal(value, after[name]), f"frozen weight {name} changed"
-    assert module.probe is not None and not set(module.probe.fitted_on) & set(
-        trainer.datamodule.dataset.item_ids
-    )
+    assert not set(module.prompts.probe.fitted_on) & set(trainer.datamodule.dataset.item_ids)
 
     catalog = Catalog.open(catalog_root)
     item = catalog.sample("cqbench")[0]
@@ -103,7 +98,7 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
             perception=SMALL,
         )
         vlm.setup(ctx)
-        [text] = module._prompt_texts([{"item_id": item, "image": image}])
+        [text] = module.prompts.texts([{"item_id": item, "image": image}])
         [caption] = vlm.probe.perceive([image])
         assert (
             text
@@ -134,45 +129,3 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
     with torch.no_grad():
         trained = module.policy_model(**enc).logits
     torch.testing.assert_close(logits[1], trained)  # and it is the trained one
-
-
-def test_demo_i2t_config_fits_with_tiny_overrides(
-    tiny_lm: Path, catalog_root: Path, tmp_path: Path
-) -> None:
-    code = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIG),
-            "--model.model",
-            str(tiny_lm),
-            "--model.gguf_file",
-            "null",
-            "--model.cache_dir",
-            str(tmp_path / "cache"),
-            "--model.perception",
-            '{"image_size": 64, "max_iter": 30}',
-            "--model.lora_r",
-            "4",
-            "--model.group_size",
-            "2",
-            "--model.max_new_tokens",
-            "4",
-            "--model.micro_batch_size",
-            "2",
-            "--trainer.max_steps",
-            "2",
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path / "logs"),
-            "--data.catalog",
-            str(catalog_root),
-            "--data.batch_size",
-            "1",
-        ]
-    )
-    assert code == 0
-    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
-    frame = pd.read_csv(metrics)
-    assert len(frame) == 2
-    assert frame["train/rewards/title_similarity/mean"].notna().all()
-    assert (metrics.parent / "adapter" / "adapter_config.json").is_file()

@@ -20,9 +20,9 @@ from mmpc.grpo.rewards import (
     RewardCombiner,
     SentenceEmbedder,
     TitleSimilarityReward,
-    minilm_path,
     render_seed,
 )
+from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.errors import MissingWeightsError
 
 GOOD = '{"title": "Red ceramic mug"}'

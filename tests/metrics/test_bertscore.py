@@ -11,16 +11,16 @@ from torch.testing import assert_close
 from transformers import AutoModel, AutoTokenizer, RobertaTokenizer
 
 from mmpc.metrics import BERTScore, MissingWeightsError
+from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.functional import bert_score
 from mmpc.metrics.functional.bertscore import (
     _encode,
     bert_score_idf,
     bert_score_package_model_type,
     load_backbone,
-    offline_backbone_path,
 )
 
-MINILM = str(offline_backbone_path())
+MINILM = str(minilm_path())
 # The same folder through a path the bert-score package does not misread (a checkout under e.g.
 # /tmp/tmp.aKt5x/ once made it load MiniLM as a random T5 encoder).
 REF_MINILM = bert_score_package_model_type(MINILM)

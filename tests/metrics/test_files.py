@@ -57,3 +57,25 @@ def test_lazy_exports_resolve_on_use_and_reject_unknown_names():
     assert isinstance(getattr_("mean_std"), types.FunctionType)
     with pytest.raises(AttributeError, match="'pkg' has no attribute 'nope'"):
         getattr_("nope")
+
+
+def test_atomic_dir_replaces_or_keeps_the_existing_folder(tmp_path):
+    from mmpc.metrics.files import atomic_dir
+
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with atomic_dir(target) as tmp:  # replace=True: the new folder wins, the old one is gone
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    with atomic_dir(target, replace=False) as tmp:  # an existing folder wins (a filled cache)
+        (tmp / "c.txt").write_text("late")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    try:
+        with atomic_dir(target) as tmp:
+            (tmp / "d.txt").write_text("half")
+            raise RuntimeError("killed")
+    except RuntimeError:
+        pass
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no temp or .old left

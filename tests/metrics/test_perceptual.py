@@ -18,7 +18,7 @@ from stlpips_pytorch import stlpips
 from torch.testing import assert_close
 
 from mmpc.metrics import LPIPS, CLIPImageSimilarity, MissingWeightsError
-from mmpc.metrics._backbones import _load_state_dict
+from mmpc.metrics.backbones import load_state_dict
 from mmpc.metrics.functional import clip_image_similarity, lpips
 from mmpc.metrics.functional.perceptual import clip_tensor_transform
 
@@ -120,7 +120,7 @@ def test_alex_lpips_with_local_backbone_matches_the_package(
     safe = tmp_path / "alexnet.safetensors"
     state = torch.load(random_alexnet_file, weights_only=True)
     save_file(state, str(safe))
-    assert_close(_load_state_dict(safe), state, rtol=0, atol=0)
+    assert_close(load_state_dict(safe), state, rtol=0, atol=0)
 
 
 def test_alex_lpips_without_cached_backbone_raises_one_line(

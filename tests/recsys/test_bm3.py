@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmpc.recsys.data import CSR, InteractionData, InteractionDataModule
+from mmpc.recsys.data import InteractionDataModule
 from mmpc.recsys.models.bm3 import BM3, project_rows, unique_dropout
 from mmpc.recsys.module import RecommenderModule
+from mmpc.recsys.types import CSR, InteractionData
 
 from .conftest import make_mmrec_folder
 

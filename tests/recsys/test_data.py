@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mmpc.recsys.data import CSR, BPRBatches, InteractionDataModule, sample_negatives
+from mmpc.recsys.data import BPRBatches, InteractionDataModule, sample_negatives
+from mmpc.recsys.types import CSR
 
 
 def test_mmrec_metadata_before_load(tiny_root: Path) -> None:

@@ -5,13 +5,15 @@ import math
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
-from mmpc.recsys.data import CSR, InteractionData, InteractionDataModule
+from mmpc.recsys.data import InteractionDataModule
 from mmpc.recsys.models.base import Recommender
 from mmpc.recsys.module import RecommenderModule, mask_scores, summarize_runs
+from mmpc.recsys.types import CSR, InteractionData
 
 
 class FixedScores(Recommender):
@@ -108,6 +110,43 @@ def test_full_ranking_evaluation_matches_naive_loop(
     assert saved["mask_valid_at_test"] is mask_valid_at_test
 
 
+@pytest.mark.parametrize("mask_valid_at_test", [True, False])
+def test_per_user_metrics_are_the_test_pass_per_user(
+    tiny_root: Path, tmp_path: Path, mask_valid_at_test: bool
+) -> None:
+    """Bitwise the per-user values of the full ranking; their mean is the logged test metric."""
+    import mmpc.recsys.models as models
+    from mmpc.metrics.functional import ndcg_at_k, recall_at_k
+
+    dm = InteractionDataModule(tiny_root, batch_size=256, mask_valid_at_test=mask_valid_at_test)
+    module = RecommenderModule(models.VBPR(dm.num_users, dm.num_items, dm.feature_dims))
+    trainer = _trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(module, datamodule=dm)
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    got = module.per_user_metrics("test", chunk=7)
+    data = dm.load()
+    users = data.eval_users("test")
+    with torch.no_grad():  # the reference: one chunk, the functional metrics, CPU CSRs
+        module.model.prepare_eval()
+        scores = module.model.full_scores(users).float()
+        module.model.end_eval()
+    excluded = [data.splits["train"], *([data.splits["valid"]] if mask_valid_at_test else [])]
+    mask_scores(scores, users, *excluded)
+    target = data.splits["test"].dense(users)
+    ref = {
+        "recall": recall_at_k(scores, target, module.ks),
+        "ndcg": ndcg_at_k(scores, target, module.ks),
+    }
+    assert got["user"].tolist() == users.tolist()
+    for name, values in ref.items():
+        for k in module.ks:
+            assert np.array_equal(got[f"{name}@{k}"], values[k].numpy(), equal_nan=True)
+            mean = float(np.nanmean(got[f"{name}@{k}"]))
+            assert mean == pytest.approx(test[f"test/{name}@{k}"], abs=1e-6)
+    with pytest.raises(RuntimeError, match="before setup"):
+        RecommenderModule(FixedScores(3, 4)).per_user_metrics()
+
+
 def test_fit_logs_tracks_best_and_stops_early(tiny_root: Path, tmp_path: Path) -> None:
     dm = InteractionDataModule(tiny_root, batch_size=256)
     module = RecommenderModule(FixedScores(dm.num_users, dm.num_items), stopping_step=1)
@@ -169,7 +208,6 @@ def test_spmm_under_autocast_matches_float32_product() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["VBPR", "BM3", "FREEDOM"])
 def test_models_train_on_gpu(name: str, tiny_root: Path, tmp_path: Path) -> None:
     """A few epochs of each model on the GPU; prints the per-epoch wall time."""

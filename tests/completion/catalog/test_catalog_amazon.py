@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from mmpc.completion.catalog import Catalog, CatalogError, load_amazon
-from mmpc.completion.catalog.format import sha256_file
 from mmpc.completion.catalog.rawio import (
     check_image,
     iter_records,
@@ -19,6 +18,7 @@ from mmpc.completion.catalog.rawio import (
     parse_details,
     safe_image_path,
 )
+from mmpc.metrics.files import file_sha256
 
 CATEGORY = "Video_Games"
 
@@ -56,7 +56,7 @@ def test_loader_fields_forms_and_covers(amazon_raw, tmp_path: Path) -> None:
     assert items.at["B0GOOD0", "description"] == "A controller for long sessions."
     # covers: clean RGB JPEGs are copied byte for byte, anything else re-encoded as PNG
     assert items.at["B0GOOD6", "image"] == "images/B0GOOD6.jpg"
-    assert sha256_file(cat.image_path("B0GOOD6")) == sha256_file(root / "images/B0GOOD6.jpg")
+    assert file_sha256(cat.image_path("B0GOOD6")) == file_sha256(root / "images/B0GOOD6.jpg")
     assert items.at["B0GOOD4", "image"] == "images/B0GOOD4.png"
     img = cat.load_image("B0GOOD4")
     assert img.mode == "RGB" and img.size == (40, 30)

@@ -6,10 +6,9 @@ transformers or diffusers until one of them is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "CompletionDataModule": "mmpc.completion.data",
     "CompletionModule": "mmpc.completion.module",
     "CompletionWriter": "mmpc.completion.writer",
@@ -24,14 +23,4 @@ _EXPORTS: dict[str, str] = {
     "item_seed": "mmpc.completion.module",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.completion' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -23,14 +23,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image
+
+from mmpc.metrics.files import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = [
     "CompletionWriter",
@@ -130,32 +130,6 @@ def read_records(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     return merged
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_image_atomic(image: Image.Image, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def merge_records(
     out: Path, order: Iterable[str] | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
@@ -168,7 +142,7 @@ def merge_records(
     records = read_records(out)
     ids = [i for i in (order or []) if i in records]
     ids += sorted(set(records) - set(ids))
-    _atomic_write_text(out / RECORDS, "".join(json.dumps(records[i]) + "\n" for i in ids))
+    atomic_write_text(out / RECORDS, "".join(json.dumps(records[i]) + "\n" for i in ids))
     for part in _sources(out)[1:]:
         part.unlink(missing_ok=True)
     if (out / PARTS).is_dir() and not any((out / PARTS).iterdir()):
@@ -251,9 +225,7 @@ class CompletionWriter(BasePredictionWriter):
                 (self.out / IMAGES).mkdir(exist_ok=True)
             cfg_path = self.out / RUN_CONFIG
             if not cfg_path.is_file():
-                _atomic_write_text(
-                    cfg_path, json.dumps(self._fingerprint, indent=2, sort_keys=True)
-                )
+                atomic_write_text(cfg_path, json.dumps(self._fingerprint, indent=2, sort_keys=True))
         # Every process has read the same done set (in setup) before anyone appends or repairs.
         trainer.strategy.barrier("mmpc-writer-mkdir")
         self._prepared = True
@@ -276,7 +248,8 @@ class CompletionWriter(BasePredictionWriter):
         for record in prediction:
             image = record.pop("_image", None)
             if image is not None:
-                _save_image_atomic(image, image_path(self.out, record["item_id"]))
+                with atomic_path(image_path(self.out, record["item_id"])) as tmp:
+                    image.save(tmp, format="PNG")
             lines.append(json.dumps(record) + "\n")
         with self._part.open("a", encoding="utf-8") as fh:
             fh.write("".join(lines))
@@ -305,6 +278,6 @@ class CompletionWriter(BasePredictionWriter):
                 "missing": sum(i not in records for i in sample),
                 "merged_parts": per_part,
             }
-            _atomic_write_text(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+            atomic_write_json(self.out / SUMMARY, summary)
             log.info("completion summary: %s", summary)
         trainer.strategy.barrier("mmpc-writer-merged")

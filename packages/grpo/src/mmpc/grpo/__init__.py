@@ -9,10 +9,9 @@ Public names are imported lazily, so ``import mmpc.grpo`` does not load Lightnin
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_NAMES = {
+_EXPORTS = {
     "GRPOModule": "mmpc.grpo.module",
     "Rollout": "mmpc.grpo.module",
     "GRPODataModule": "mmpc.grpo.data",
@@ -33,10 +32,4 @@ _NAMES = {
     "plot_reward_curve": "mmpc.grpo.plotting",
 }
 
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module 'mmpc.grpo' has no attribute {name!r}")
-    return getattr(importlib.import_module(_NAMES[name]), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmpc.metrics.backbones import load_stlpips_trunk
 from mmpc.metrics.errors import MissingWeightsError
 
 __all__ = ["CLIPImageEncoder", "STLPIPSImageEncoder", "build_image_encoder"]
@@ -74,15 +75,7 @@ class STLPIPSImageEncoder:
     label = "ST-LPIPS AlexNet features (offline stand-in for CLIP)"
 
     def __init__(self, size: int = 224, device: str = "cpu") -> None:
-        try:
-            from stlpips_pytorch import stlpips
-        except ImportError as err:
-            raise MissingWeightsError(
-                f"ST-LPIPS weights missing: install stlpips-pytorch==0.0.2 ({err.name} not found)"
-            ) from err
-        lpips = stlpips.LPIPS(net="alex", variant="shift_tolerant", verbose=False)
-        self.scaling = lpips.scaling_layer.to(device).eval()
-        self.net = lpips.net.to(device).eval()
+        self.trunk = load_stlpips_trunk().to(device)
         self.size, self.device = size, device
 
     def _tensor(self, images: list[Any]) -> torch.Tensor:
@@ -95,7 +88,7 @@ class STLPIPSImageEncoder:
 
     @torch.no_grad()
     def __call__(self, images: list[Any]) -> torch.Tensor:
-        stages = self.net(self.scaling(self._tensor(images)))
+        stages = self.trunk(self._tensor(images))
         pooled = [F.normalize(s.mean(dim=(2, 3)), dim=-1) for s in stages]  # each (N, C_l)
         return F.normalize(torch.cat(pooled, dim=-1), dim=-1)  # (N, 1152)
 

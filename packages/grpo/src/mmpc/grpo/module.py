@@ -19,9 +19,6 @@ Only the LoRA weights train; checkpoints keep only them, and the adapter is save
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +28,13 @@ import torch
 from lightning.pytorch import LightningModule
 
 from mmpc.completion.backends.base import BackendContext
-from mmpc.completion.backends.offline_vlm import (
-    AttributeProbe,
-    LexiconConstraint,
-    Perception,
-    offline_vlm_prompt,
-)
+from mmpc.completion.backends.prompting import PromptBuilder, prompt_builder
 from mmpc.completion.parsing import parse_answer
-from mmpc.completion.prompts import (
-    PromptTemplate,
-    build_messages,
-    build_text_messages,
-    default_template,
-)
+from mmpc.completion.prompts import PromptTemplate, default_template
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
 from mmpc.grpo.rewards import Reward, RewardCombiner
+from mmpc.metrics.files import atomic_dir
 
 __all__ = ["GRPOModule", "Rollout"]
 
@@ -157,8 +145,7 @@ class GRPOModule(LightningModule):
         self.task = task
         self.policy: Policy | None = None
         self.policy_model: torch.nn.Module | None = None
-        self.probe: AttributeProbe | None = None
-        self._seen: dict[str, Perception] = {}
+        self._prompts: PromptBuilder | None = None
 
     # ----------------------------------------------------------------------------- setup
     def configure_model(self) -> None:
@@ -179,14 +166,27 @@ class GRPOModule(LightningModule):
             gradient_checkpointing=hp.gradient_checkpointing,
             device_map=device_map,
         )
-        if self.task == "i2t" and not self.policy.is_vlm:
-            if hp.perception is None:
-                raise ValueError(
-                    f"task 'i2t' needs a vision-language model; {hp.model!r} is text-only (set "
-                    "perception: {} to train the offline stand-in OfflineVisionLM)"
-                )
-            self.probe = AttributeProbe(**{"cache_dir": hp.cache_dir, **hp.perception})
         self.policy_model = self.policy.model
+        self._prompts = None
+        _ = self.prompts  # a task the model cannot do fails here, before any training
+
+    @property
+    def prompts(self) -> PromptBuilder:
+        """How this policy is prompted, exactly as its completer (:mod:`mmpc.completion`)."""
+        if self._prompts is None:
+            hp = self.hparams
+            self._prompts = prompt_builder(
+                self.policy.processor,
+                self.template,
+                self.task,
+                is_vlm=self.policy.is_vlm,
+                answer_prefix=hp.answer_prefix,
+                perception=hp.perception,
+                cache_dir=hp.cache_dir,
+                model_name=hp.model,
+                config_key="model.perception",
+            )
+        return self._prompts
 
     def setup(self, stage: str) -> None:
         """Set up the rewards (renderers, encoders) with the datamodule's catalogue, if any.
@@ -198,10 +198,7 @@ class GRPOModule(LightningModule):
         catalog = getattr(dataset, "catalog", None)
         sample = frozenset(catalog.sample("grpo")) if catalog is not None else frozenset()
         self.configure_model()
-        if self.probe is not None:
-            if catalog is None:
-                raise ValueError("model.perception: the offline stand-in needs data.catalog")
-            self.probe.fit(catalog)
+        self.prompts.setup(catalog)
         for name, reward in self.combiner.rewards.items():
             if hasattr(reward, "setup"):
                 reward.setup(
@@ -221,48 +218,9 @@ class GRPOModule(LightningModule):
         )
 
     # ----------------------------------------------------------------------------- prompts
-    def _messages(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
-        title = row["title"] if self.template.needs_title else None
-        if self.policy.is_vlm:
-            image = row["image"] if self.task == "i2t" else None
-            return build_messages(self.template, image=image, title=title)
-        return build_text_messages(self.template, title=title)
-
-    def perceive(self, rows: list[Mapping[str, Any]]) -> list[Perception]:
-        """The offline stand-in's probe reading of each row's cover (cached per item)."""
-        new = {r["item_id"]: r["image"] for r in rows if r["item_id"] not in self._seen}
-        if new:
-            self._seen.update(zip(new, self.probe.perceive(list(new.values())), strict=True))
-        return [self._seen[r["item_id"]] for r in rows]
-
-    def _prompt_texts(self, rows: list[Mapping[str, Any]]) -> list[str]:
-        processor = self.policy.processor
-        prefix = self.hparams.answer_prefix
-        if self.probe is not None:  # exactly as OfflineVisionLM builds its prompts
-            return [
-                offline_vlm_prompt(
-                    processor, build_messages(self.template, image=r["image"]), p.caption, prefix
-                )
-                for r, p in zip(rows, self.perceive(rows), strict=True)
-            ]
-        return [
-            processor.apply_chat_template(
-                self._messages(r), add_generation_prompt=True, tokenize=False
-            )
-            + prefix
-            for r in rows
-        ]
-
     def encode_prompts(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """Chat-templated, left-padded prompt tensors (plus pixel inputs for i2t) on the device."""
-        processor = self.policy.processor
-        texts = self._prompt_texts(rows)
-        if self.policy.is_vlm:
-            images = [r["image"] for r in rows] if self.task == "i2t" else None
-            enc = processor(text=texts, images=images, padding=True, return_tensors="pt")
-        else:
-            enc = processor(texts, padding=True, return_tensors="pt", add_special_tokens=False)
-        return {k: v.to(self.device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
+        return {k: v.to(self.device) for k, v in self.prompts.encode(rows).items()}
 
     # ----------------------------------------------------------------------------- sampling
     def _eos_ids(self) -> list[int]:
@@ -289,15 +247,10 @@ class GRPOModule(LightningModule):
         self.policy_model.eval()
         try:
             for start in range(0, len(rows), chunk):
-                enc = self.encode_prompts(rows[start : start + chunk])
-                stop: dict[str, Any] = {"eos_token_id": self._eos_ids()}
-                if self.probe is not None:  # the completer's decoding lexicon
-                    stop = LexiconConstraint(
-                        self.policy.tokenizer,
-                        [p.words for p in self.perceive(rows[start : start + chunk])],
-                        enc["input_ids"].size(1),
-                        self._eos_ids(),
-                    ).generate_kwargs()
+                part = rows[start : start + chunk]
+                enc = self.encode_prompts(part)
+                # how the completer ends (and, for the stand-in, constrains) its answers
+                stop = self.prompts.generate_kwargs(part, enc["input_ids"].size(1), self._eos_ids())
                 out = self.policy_model.generate(
                     **enc,
                     do_sample=True,
@@ -455,14 +408,8 @@ class GRPOModule(LightningModule):
     def save_adapter(self, path: str | Path | None = None) -> Path:
         """Save the LoRA adapter with peft ``save_pretrained`` (written aside, then renamed)."""
         target = Path(path) if path is not None else self.adapter_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=target.parent))
-        self.policy_model.save_pretrained(tmp)
-        old = target.with_name(target.name + ".old")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(target) as tmp:
+            self.policy_model.save_pretrained(tmp)
         return target
 
     def on_train_end(self) -> None:

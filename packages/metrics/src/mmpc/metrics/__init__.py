@@ -6,10 +6,9 @@ only needs ranking metrics never imports open_clip or bert-score.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "TFIDFCosineSimilarity": "mmpc.metrics.text",
     "TFIDFEuclideanSimilarity": "mmpc.metrics.text",
     "TokenOverlap": "mmpc.metrics.text",
@@ -27,14 +26,4 @@ _EXPORTS: dict[str, str] = {
     "ImageReadError": "mmpc.metrics.errors",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -41,7 +41,7 @@ class BERTScore(Metric):
 
     Args:
         model: A Hugging Face id (default ``"roberta-large"``, as the paper), a local folder
-            (offline: ``mmpc.metrics.functional.bertscore.offline_backbone_path()`` with
+            (offline: ``mmpc.metrics.backbones.minilm_path()`` with
             ``num_layers=6``), a callable returning ``(model, tokenizer)`` or a loaded
             :class:`~mmpc.metrics.functional.bertscore.BERTScoreBackbone`.
         num_layers: Layer used (default: 17 for roberta-large, else the last layer).

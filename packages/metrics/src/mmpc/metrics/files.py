@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "atomic_dir",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -53,6 +55,40 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on a clean exit it becomes ``path``.
+
+    Args:
+        path: the folder to write (e.g. a ``save_pretrained`` output).
+        replace: an existing ``path`` is renamed to ``<path>.old``, the new folder renamed in and
+            the old one removed, so a reader finds the old or the new folder, never a mix. With
+            ``replace=False`` an existing ``path`` wins (a cache that another process filled
+            first) and the temporary folder is discarded.
+
+    On an exception the temporary folder is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if replace and target.exists():
+            old = target.with_name(target.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)  # left by a run killed between the renames
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        elif not target.exists():
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.exists():  # not another writer winning the race: a real error
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:

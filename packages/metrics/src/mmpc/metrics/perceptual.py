@@ -1,6 +1,6 @@
 """Network-based image metrics as torchmetrics classes: ``LPIPS`` and ``CLIPImageSimilarity``.
 
-The networks are loaded once at construction (offline only, see :mod:`mmpc.metrics._backbones`)
+The networks are loaded once at construction (offline only, see :mod:`mmpc.metrics.backbones`)
 or injected, kept in eval mode, and moved with the metric (``metric.to(device)``).
 """
 
@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from mmpc.metrics._backbones import LPIPSVariant, load_clip, load_lpips_net
+from mmpc.metrics.backbones import LPIPSVariant, load_clip, load_lpips_net
 from mmpc.metrics.functional.image import Reduction
 from mmpc.metrics.functional.perceptual import (
     LPIPS_MIN_SIDE,

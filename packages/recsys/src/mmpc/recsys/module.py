@@ -17,8 +17,6 @@ log folder holds the best validation metrics, the test metrics and the epoch cou
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,19 +28,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import Tensor
 
 from mmpc.metrics import NDCGAtK, RecallAtK
-from mmpc.metrics.functional.ranking import top_k_hits
-from mmpc.recsys.data import CSR, InteractionData
+from mmpc.metrics.files import atomic_write_text
+from mmpc.metrics.functional.ranking import ndcg_at_k, recall_at_k, top_k_hits
 from mmpc.recsys.models.base import Recommender
-
-
-def write_json(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+from mmpc.recsys.types import CSR, InteractionData
 
 
 def mask_scores(scores: Tensor, users: Tensor, *excluded: CSR) -> Tensor:
@@ -195,7 +184,46 @@ class RecommenderModule(L.LightningModule):
                 "epochs_run": self.trainer.current_epoch,
                 "mask_valid_at_test": self._mask_valid_at_test,
             }
-            write_json(Path(log_dir) / self.hparams.metrics_file, payload)
+            atomic_write_text(
+                Path(log_dir) / self.hparams.metrics_file,
+                json.dumps(payload, indent=2, sort_keys=True),
+            )
+
+    @torch.no_grad()
+    def per_user_metrics(self, split: str = "test", chunk: int = 1024) -> dict[str, np.ndarray]:
+        """Recall@K and NDCG@K of every user with ``split`` items, under the current weights.
+
+        The same full ranking as :meth:`test_step` (training items masked, and validation items
+        for ``"test"`` when the datamodule masks them), kept per user instead of averaged, so
+        the mean over users equals the logged ``<split>/recall@K`` (e.g. for a paired bootstrap).
+        Call it after ``trainer.fit``/``trainer.test`` (the data comes from ``setup``).
+
+        Returns:
+            ``{"user": (n,) int64 user index, "recall@K": (n,), "ndcg@K": (n,) for K in ks}``,
+            users ascending.
+        """
+        if self.data is None:
+            raise RuntimeError("RecommenderModule.per_user_metrics before setup (fit or test)")
+        self.model.eval()
+        users = self.data.eval_users(split).to(self.device)
+        columns: dict[str, list[np.ndarray]] = {"user": [users.cpu().numpy()]}
+        self.model.prepare_eval()
+        for start in range(0, users.numel(), chunk):
+            batch = users[start : start + chunk]
+            scores = self.model.full_scores(batch).float()  # (B, I)
+            excluded = [self._split_csr("train")]
+            if split == "test" and self._mask_valid_at_test:
+                excluded.append(self._split_csr("valid"))
+            mask_scores(scores, batch, *excluded)
+            target = self._split_csr(split).dense(batch)  # (B, I)
+            for name, values in (
+                ("recall", recall_at_k(scores, target, self.ks)),
+                ("ndcg", ndcg_at_k(scores, target, self.ks)),
+            ):
+                for k in self.ks:
+                    columns.setdefault(f"{name}@{k}", []).append(values[k].cpu().numpy())
+        self.model.end_eval()
+        return {name: np.concatenate(parts) for name, parts in columns.items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mmpc_best_val"] = {"values": self.best_val, "epoch": self.best_epoch}

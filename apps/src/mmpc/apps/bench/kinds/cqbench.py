@@ -96,12 +96,10 @@ def text_scores(preds: list[str], refs: list[str], cfg: CQBenchConfig) -> dict[s
         "overlap": token_overlap(preds, refs, reduction="none").tolist(),
     }
     if cfg.bertscore_model:
+        from mmpc.metrics.backbones import minilm_path
         from mmpc.metrics.functional import bert_score
-        from mmpc.metrics.functional.bertscore import offline_backbone_path
 
-        model = (
-            str(offline_backbone_path()) if cfg.bertscore_model == "minilm" else cfg.bertscore_model
-        )
+        model = str(minilm_path()) if cfg.bertscore_model == "minilm" else cfg.bertscore_model
         out["bertscore"] = bert_score(
             preds,
             refs,
@@ -115,7 +113,7 @@ def text_scores(preds: list[str], refs: list[str], cfg: CQBenchConfig) -> dict[s
 
 @lru_cache(maxsize=2)
 def _lpips_net(kind: str, backbone: str | None) -> Any:
-    from mmpc.metrics._backbones import load_lpips_net
+    from mmpc.metrics.backbones import load_lpips_net
 
     return load_lpips_net(kind, backbone)
 

@@ -10,12 +10,12 @@ their image.
   row (the modality stays missing) and is counted. Imputation baselines come from
   ``mmpc.recsys.conditions``.
 
-:func:`condition_features` reads a condition back: the GT features with its rows swapped in.
+:func:`mmpc.recsys.conditions.condition_features` reads a condition back: the GT features with
+its rows swapped in (one condition format, owned by ``mmpc.recsys``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 
 from mmpc.apps.bench.config import FeaturesConfig
 from mmpc.apps.bench.stages import StageContext, StageUnavailableError
-from mmpc.metrics.files import atomic_write_json, atomic_write_text
+from mmpc.metrics.files import atomic_write_json
 
 MASKED_MODALITY = {"i2t": "text", "t2i": "image"}
 
@@ -65,27 +65,6 @@ def gt_features_stage(
     return run
 
 
-def load_feature_folder(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """``item_ids`` and ``{modality: (I, d) float32}`` of a feature folder."""
-    ids = (folder / "item_ids.txt").read_text(encoding="utf-8").splitlines()
-    feats = {
-        m: np.load(folder / f"{m}_feat.npy", allow_pickle=False)
-        for m in ("text", "image")
-        if (folder / f"{m}_feat.npy").is_file()
-    }
-    return ids, feats
-
-
-def _write_rows(
-    ctx: StageContext, ids: list[str], rows: np.ndarray, modality: str, info: dict[str, Any]
-) -> None:
-    np.save(ctx.out / "rows.npy", np.ascontiguousarray(rows, dtype=np.float32))
-    atomic_write_text(ctx.out / "item_ids.txt", "\n".join(ids) + "\n")
-    atomic_write_json(
-        ctx.out / "condition.json", {"modality": modality, **info}, sort_keys=True, default=str
-    )
-
-
 def completer_condition_stage(
     cfg: FeaturesConfig,
     task: str,
@@ -99,6 +78,7 @@ def completer_condition_stage(
 
         from mmpc.completion.catalog import Catalog
         from mmpc.completion.writer import image_path, read_records
+        from mmpc.recsys.conditions import write_condition
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
         masked = catalog.sample("cqbench")
@@ -129,23 +109,13 @@ def completer_condition_stage(
                             ims.append(im.convert("RGB"))
                     parts.append(enc.encode(ims))
                 vecs = np.concatenate(parts)
-        dim = (
-            vecs.shape[1]
-            if vecs is not None
-            else int(
-                np.load(ctx.inputs["features/gt"] / f"{modality}_feat.npy", mmap_mode="r").shape[1]
-            )
-        )
-        rows = np.zeros((len(masked), dim), dtype=np.float32)
-        pos = {i: k for k, i in enumerate(masked)}
-        for k, item_id in enumerate(ok):
-            rows[pos[item_id]] = vecs[k]
-        _write_rows(
-            ctx,
-            masked,
-            rows,
+        write_condition(
+            ctx.inputs["features/gt"],
+            ctx.out,
             modality,
-            {"kind": "completer", "failed_zero_rows": len(masked) - len(ok)},
+            dict(zip(ok, vecs, strict=True)) if ok else {},
+            masked_items=masked,
+            info={"kind": "completer", "failed_zero_rows": len(masked) - len(ok)},
         )
         return {"masked": len(masked), "completed": len(ok), "failed": len(masked) - len(ok)}
 
@@ -159,7 +129,7 @@ def imputation_condition_stage(
 
     def run(ctx: StageContext) -> dict[str, int]:
         try:
-            from mmpc.recsys.conditions import impute
+            from mmpc.recsys.conditions import write_imputed_condition
         except ImportError as err:
             raise StageUnavailableError(
                 f"imputation baselines need mmpc.recsys.conditions ({err})"
@@ -168,35 +138,9 @@ def imputation_condition_stage(
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)
         masked = catalog.sample("cqbench")
-        ids, feats = load_feature_folder(ctx.inputs["features/gt"])
-        modality = MASKED_MODALITY[task]
-        index = {i: k for k, i in enumerate(ids)}
-        mask = np.zeros(len(ids), dtype=bool)
-        mask[[index[i] for i in masked]] = True
-        rows = impute(feats, modality, mask, method, k=cfg.knn_k)  # (n_masked, d)
-        _write_rows(
-            ctx,
-            [ids[k] for k in np.flatnonzero(mask)],
-            rows,
-            modality,
-            {"kind": "imputation", "method": method},
+        write_imputed_condition(
+            ctx.inputs["features/gt"], ctx.out, MASKED_MODALITY[task], masked, method, cfg.knn_k
         )
-        return {"masked": int(mask.sum())}
+        return {"masked": len(set(masked))}
 
     return run
-
-
-def condition_features(
-    gt_dir: Path, cond_dir: Path | None
-) -> tuple[list[str], dict[str, np.ndarray]]:
-    """GT features with the condition's rows swapped in (``cond_dir`` None: plain GT)."""
-    ids, feats = load_feature_folder(gt_dir)
-    if cond_dir is None:
-        return ids, feats
-    info = json.loads((cond_dir / "condition.json").read_text())
-    rows = np.load(cond_dir / "rows.npy")
-    cond_ids = (cond_dir / "item_ids.txt").read_text().splitlines()
-    index = {i: k for k, i in enumerate(ids)}
-    target = feats[info["modality"]].copy()
-    target[[index[i] for i in cond_ids]] = rows
-    return ids, {**feats, info["modality"]: target}

@@ -24,18 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import random
 import shutil
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from mmpc.apps.bench.config import CompleterConfig, GRPORunConfig
@@ -114,63 +109,6 @@ def tuned_completer(completer: CompleterConfig, task: str, adapter: Path | None)
     )
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The RNG seed of ``step``: distinct per step and per data seed, within 32 bits."""
-    return (seed * 1_000_003 + step) % (2**32)
-
-
-class StepSampler(torch.utils.data.Sampler[int]):
-    """The item indices of one GRPO step: the batch of the step set by :meth:`set_epoch`.
-
-    Lightning calls ``set_epoch(epoch)`` at the start of every epoch and the stage runs one step
-    per epoch, so the batch of step ``s`` is batch ``s mod B`` of pass ``s div B`` over the sample
-    (``B = n // batch_size`` batches per pass; each pass a permutation seeded by ``(seed, pass)``).
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        if n < batch_size:
-            raise ValueError(f"GRPO sample has {n} items, fewer than batch_size {batch_size}")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.per_pass = n // batch_size
-        self.step = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.step = epoch
-
-    def indices(self, step: int) -> list[int]:
-        """The item indices of ``step``."""
-        pass_, j = divmod(step, self.per_pass)
-        gen = torch.Generator().manual_seed(step_seed(self.seed, pass_))
-        perm = torch.randperm(self.n, generator=gen)
-        return perm[j * self.batch_size : (j + 1) * self.batch_size].tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices(self.step))
-
-    def __len__(self) -> int:
-        return self.batch_size
-
-
-def _data_module_class() -> type:
-    from mmpc.grpo.data import GRPODataModule, _as_list
-
-    class StepwiseGRPODataModule(GRPODataModule):
-        """``GRPODataModule`` yielding one step's batch per epoch (:class:`StepSampler`)."""
-
-        def train_dataloader(self) -> torch.utils.data.DataLoader:
-            self.setup("fit")
-            sampler = StepSampler(len(self.dataset), self.hparams.batch_size, self.hparams.seed)
-            return torch.utils.data.DataLoader(
-                self.dataset,
-                batch_size=self.hparams.batch_size,
-                sampler=sampler,
-                collate_fn=_as_list,
-                num_workers=self.hparams.num_workers,
-            )
-
-    return StepwiseGRPODataModule
-
-
 def build_grpo(
     settings: dict[str, dict[str, Any]], catalog: Path, adapter: Path
 ) -> tuple[Any, Any]:
@@ -178,8 +116,9 @@ def build_grpo(
     from jsonargparse import ArgumentParser
 
     from mmpc.grpo.module import GRPOModule
+    from mmpc.grpo.resume import StepwiseGRPODataModule
 
-    dm_class = _data_module_class()
+    dm_class = StepwiseGRPODataModule
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(GRPOModule, "model")
     parser.add_class_arguments(dm_class, "data")
@@ -189,40 +128,11 @@ def build_grpo(
     return init.model, init.data
 
 
-def _atomic_checkpoint_io() -> Any:
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Lightning's torch checkpoint IO, written to a temporary file and renamed into place."""
-
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-        ) -> None:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                super().save_checkpoint(checkpoint, tmp, storage_options)
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-
-    return AtomicCheckpointIO()
-
-
 def _callbacks(seed: int, bar: Any, every: int, ckpt_dir: Path) -> list[Any]:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    class StepSeed(L.Callback):
-        """Re-seed the global RNGs from ``(seed, step)`` before every step (exact resumes)."""
-
-        def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
-            value = step_seed(seed, trainer.global_step)
-            random.seed(value)
-            np.random.seed(value)
-            torch.manual_seed(value)
+    from mmpc.grpo.resume import StepSeed
 
     class StepBar(L.Callback):
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
@@ -235,13 +145,7 @@ def _callbacks(seed: int, bar: Any, every: int, ckpt_dir: Path) -> list[Any]:
         save_top_k=0,
         every_n_train_steps=every,
     )
-    return [StepSeed(), StepBar(), checkpoint]
-
-
-def checkpoint_step(path: Path) -> int:
-    """``global_step`` of a Lightning checkpoint (read memory-mapped, weights only)."""
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return int(state["global_step"])
+    return [StepSeed(seed), StepBar(), checkpoint]
 
 
 def merge_logs(out: Path) -> pd.DataFrame:
@@ -280,6 +184,7 @@ def grpo_stage(
         from lightning.pytorch.loggers import CSVLogger
 
         from mmpc.grpo.plotting import plot_reward_curve
+        from mmpc.grpo.resume import AtomicCheckpointIO, checkpoint_step
         from mmpc.metrics.errors import MissingWeightsError
 
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -306,7 +211,7 @@ def grpo_stage(
                         *_callbacks(seed, bar, run.checkpoint_every_n_steps, ckpt_dir),
                         *extra_callbacks,
                     ],
-                    plugins=[_atomic_checkpoint_io()],
+                    plugins=[AtomicCheckpointIO()],
                     enable_progress_bar=False,
                     enable_model_summary=False,
                     num_sanity_val_steps=0,

@@ -2,7 +2,7 @@
 
 ``recbench/<model>/<task>/<condition>/seed<k>``; the GT run is ``recbench/<model>/gt/seed<k>`` and
 serves both tasks. The condition's features are the GT features with the masked rows replaced
-(:func:`mmpc.apps.bench.kinds.features.condition_features`). One model is trained per category
+(:func:`mmpc.recsys.conditions.condition_features`). One model is trained per category
 (``per_category``; else once on the whole catalogue, users assigned to their majority category),
 with ``RecommenderModule`` (BPR, full ranking, early stopping on validation Recall@20, best
 checkpoint tested). Besides the module's test metrics the stage stores the per-user Recall/NDCG@K
@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from mmpc.apps.bench.config import RecBenchConfig, RecModelConfig
-from mmpc.apps.bench.kinds.features import condition_features
 from mmpc.apps.bench.stages import StageContext
 from mmpc.apps.console import quiet_libraries
 from mmpc.apps.schema import KS, REC_METRICS
@@ -42,33 +41,11 @@ def _model(spec: RecModelConfig, dm: Any) -> Any:
 
 def per_user_metrics(module: Any, dm: Any) -> pd.DataFrame:
     """Recall/NDCG@K of every test user under the module's current weights (full ranking)."""
-    import torch
-
-    from mmpc.metrics.functional import ndcg_at_k, recall_at_k
-    from mmpc.recsys.module import mask_scores
-
-    data = dm.load()
-    model = module.model.eval()
-    users = data.eval_users("test")
-    rows: list[pd.DataFrame] = []
-    with torch.no_grad():
-        model.prepare_eval()
-        for start in range(0, users.numel(), 1024):
-            chunk = users[start : start + 1024]
-            scores = model.full_scores(chunk).float()  # (B, I)
-            excluded = [data.splits["train"]]
-            if dm.mask_valid_at_test:
-                excluded.append(data.splits["valid"])
-            mask_scores(scores, chunk, *excluded)
-            target = data.splits["test"].dense(chunk)  # (B, I)
-            rec, ndcg = recall_at_k(scores, target, KS), ndcg_at_k(scores, target, KS)
-            frame = {f"recall@{k}": rec[k].numpy() for k in KS}
-            frame.update({f"ndcg@{k}": ndcg[k].numpy() for k in KS})
-            ids = chunk.tolist()
-            frame["user_id"] = [data.user_ids[u] if data.user_ids else str(u) for u in ids]
-            rows.append(pd.DataFrame(frame))
-        model.end_eval()
-    return pd.concat(rows, ignore_index=True)[["user_id", *REC_METRICS]]
+    values = module.per_user_metrics("test")
+    user_ids = module.data.user_ids
+    frame = pd.DataFrame({name: values[name] for name in REC_METRICS})
+    frame.insert(0, "user_id", [user_ids[u] if user_ids else str(u) for u in values["user"]])
+    return frame
 
 
 def train_one(
@@ -159,6 +136,7 @@ def recbench_stage(
 
     def run(ctx: StageContext) -> dict[str, int]:
         from mmpc.completion.catalog import Catalog
+        from mmpc.recsys.conditions import condition_features
         from mmpc.recsys.features import write_feature_folder
 
         catalog = Catalog.open(catalog_dir(ctx), verify_hashes=False)

@@ -6,12 +6,10 @@ sentence-transformers for another.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mmpc.completion.backends.base import BackendContext, Generator, Renderer, Request
+from mmpc.metrics.lazy import lazy_exports
 
-_LAZY = {
+_EXPORTS = {
     "MLLMBackend": "mmpc.completion.backends.mllm",
     "TextLLMBackend": "mmpc.completion.backends.textllm",
     "DiffusionBackend": "mmpc.completion.backends.diffusion",
@@ -19,12 +17,11 @@ _LAZY = {
     "OpenAIChatBackend": "mmpc.completion.backends.served",
     "RetrievalTitleBaseline": "mmpc.completion.backends.retrieval",
     "RetrievalRenderer": "mmpc.completion.backends.retrieval",
+    "PromptBuilder": "mmpc.completion.backends.prompting",
+    "ChatPromptBuilder": "mmpc.completion.backends.prompting",
+    "OfflineVLMPromptBuilder": "mmpc.completion.backends.prompting",
+    "prompt_builder": "mmpc.completion.backends.prompting",
 }
 
-__all__ = ["BackendContext", "Generator", "Renderer", "Request", *sorted(_LAZY)]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'mmpc.completion.backends' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+_lazy_names, __getattr__, _ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["BackendContext", "Generator", "Renderer", "Request", *_lazy_names]

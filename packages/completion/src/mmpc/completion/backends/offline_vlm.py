@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ import torch.nn.functional as F
 from mmpc.completion.backends.base import BackendContext, Request
 from mmpc.completion.backends.textllm import TextLLMBackend, default_cache_dir
 from mmpc.completion.catalog.vocab import PATTERN_WORDS, TYPES
+from mmpc.metrics.files import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -219,18 +218,10 @@ class AttributeProbe:
     def _save(self, path: Path) -> None:
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for target, write in (
-            (path.with_suffix(".json"), lambda p: p.write_text(json.dumps({"vocab": self.vocab}))),
-            (path, lambda p: save_file(self._state, str(p))),
-        ):  # the weights last: their presence means the fit is complete
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-            os.close(fd)
-            try:
-                write(Path(tmp))
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+        atomic_write_text(path.with_suffix(".json"), json.dumps({"vocab": self.vocab}))
+        # The weights last: their presence means the fit is complete.
+        with atomic_path(path) as tmp:
+            save_file(self._state, str(tmp))
 
     # ------------------------------------------------------------------------------ reading
     def predict(self, images: list[Image.Image]) -> list[dict[str, str]]:

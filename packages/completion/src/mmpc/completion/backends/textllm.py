@@ -10,12 +10,9 @@ The cache key is the GGUF file's content hash, so a different file never reuses 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +29,7 @@ from mmpc.completion.backends.base import (
     resolve_pretrained,
 )
 from mmpc.completion.backends.mllm import decode_new_tokens
+from mmpc.metrics.files import atomic_dir, file_sha256
 
 __all__ = ["SMOLLM2_GGUF", "TextLLMBackend", "convert_gguf", "default_cache_dir", "smollm2_gguf"]
 
@@ -55,30 +53,21 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     """Convert ``gguf`` once into a transformers folder; return that folder.
 
-    Safe when several processes race (each writes its own temporary folder; the first
-    ``os.replace`` wins and the others discard theirs).
+    Safe when several processes race (each writes its own temporary folder; the first one
+    renamed into place wins and the others discard theirs, see ``atomic_dir``).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     target = cache_dir / f"{gguf.stem}-{digest[:16]}"
     if (target / "mmpc_gguf.json").is_file():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
-    try:
+    # replace=False: when several processes race, the first folder renamed in wins.
+    with atomic_dir(target, replace=False) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
@@ -90,13 +79,6 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
         (tmp / "mmpc_gguf.json").write_text(json.dumps({"gguf": gguf.name, "sha256": digest}))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "mmpc_gguf.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

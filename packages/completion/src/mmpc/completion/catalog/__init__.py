@@ -8,10 +8,9 @@ not import pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "load_amazon": "mmpc.completion.catalog.amazon",
     "Catalog": "mmpc.completion.catalog.format",
     "CatalogError": "mmpc.completion.catalog.format",
@@ -25,14 +24,4 @@ _EXPORTS: dict[str, str] = {
     "synthesize": "mmpc.completion.catalog.synthetic",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.completion.catalog' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -48,6 +46,7 @@ from mmpc.completion.catalog.rawio import (
 )
 from mmpc.completion.catalog.splits import draw_samples, split_interactions
 from mmpc.completion.catalog.vocab import CATEGORIES
+from mmpc.metrics.files import atomic_path
 
 log = logging.getLogger(__name__)
 SOURCE = "amazon-reviews-2023"
@@ -228,17 +227,12 @@ def _copy_cover(src: Path, fmt: str, out: Path, item_id: str) -> str:
     with Image.open(src) as img:
         verbatim = fmt == "JPEG" and img.mode == "RGB"
         rel = f"{IMAGES_DIR}/{item_id}.{'jpg' if verbatim else 'png'}"
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{item_id}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        # One cover per item, thousands of them: no fsync per file (a rerun copies it again).
+        with atomic_path(out / rel, fsync=False) as tmp:
             if verbatim:
                 shutil.copyfile(src, tmp)
             else:
                 img.convert("RGB").save(tmp, "PNG")
-            os.replace(tmp, out / rel)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     return rel
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from mmpc.metrics.errors import InputError
+from mmpc.metrics.files import atomic_write_bytes, atomic_write_json, file_sha256
 
 FORMAT_VERSION = 1
 ITEMS_FILE = "items.parquet"
@@ -50,24 +50,6 @@ class CatalogError(InputError):
     """A catalogue folder or table is invalid; the message names the file and what is wrong."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as sorted, indented JSON (deterministic bytes), atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write ``frame`` (row order as given, no index) as parquet, deterministically, atomically."""
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
@@ -76,18 +58,9 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def images_digest(root: Path, rel_paths: Iterable[str]) -> str:
     """One sha256 over all covers: sha256 of the sorted lines ``"<rel path> <sha256 of file>"``."""
-    lines = [f"{rel} {sha256_file(root / rel)}" for rel in sorted(set(rel_paths))]
+    lines = [f"{rel} {file_sha256(root / rel)}" for rel in sorted(set(rel_paths))]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -215,7 +188,7 @@ class Catalog:
             if (
                 verify_hashes
                 and name in manifest["hashes"]
-                and sha256_file(path) != manifest["hashes"][name]
+                and file_sha256(path) != manifest["hashes"][name]
             ):
                 raise CatalogError(f"{path}: sha256 differs from manifest.json (modified?)")
             try:
@@ -311,7 +284,7 @@ def write_catalog(
     write_parquet(root / INTERACTIONS_FILE, interactions)
     write_parquet(root / SAMPLES_FILE, samples)
     hashes = {
-        name: sha256_file(root / name) for name in (ITEMS_FILE, INTERACTIONS_FILE, SAMPLES_FILE)
+        name: file_sha256(root / name) for name in (ITEMS_FILE, INTERACTIONS_FILE, SAMPLES_FILE)
     }
     hashes[IMAGES_DIR] = images_digest(root, items["image"])
     counts = {
@@ -333,5 +306,5 @@ def write_catalog(
         "hashes": hashes,
     }
     manifest.update(extra or {})
-    atomic_write_json(root / MANIFEST_FILE, manifest)
+    atomic_write_json(root / MANIFEST_FILE, manifest, sort_keys=True)
     return Catalog.open(root)

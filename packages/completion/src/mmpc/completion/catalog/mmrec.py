@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmpc.completion.catalog.format import SPLITS, Catalog, CatalogError, atomic_write_bytes
+from mmpc.completion.catalog.format import SPLITS, Catalog, CatalogError
+from mmpc.metrics.files import atomic_write_bytes
 
 
 def _tsv(frame: pd.DataFrame) -> bytes:

@@ -43,8 +43,6 @@ from mmpc.completion.catalog.format import (
     SYNTHETIC_SOURCE,
     Catalog,
     CatalogError,
-    atomic_write_bytes,
-    atomic_write_json,
     write_catalog,
     write_parquet,
 )
@@ -62,6 +60,7 @@ from mmpc.completion.catalog.vocab import (
     SIZES,
     TYPES,
 )
+from mmpc.metrics.files import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 ABBREV = {
@@ -263,7 +262,8 @@ def _render_batch(jobs: list[tuple[str, dict[str, str], int, int]]) -> None:
     for path, attrs, size, seed in jobs:
         buf = io.BytesIO()
         render_cover(attrs, size, seed).save(buf, "PNG", compress_level=6)
-        atomic_write_bytes(Path(path), buf.getvalue())
+        # Thousands of small covers: no fsync per file (a lost cover is re-rendered on rerun).
+        atomic_write_bytes(Path(path), buf.getvalue(), fsync=False)
 
 
 def render_covers(out: Path, items: pd.DataFrame, size: int, seed: int, workers: int = 1) -> None:
@@ -315,7 +315,7 @@ def synthesize(
         if (out / MANIFEST_FILE).is_file():
             log.info("SYNTHETIC catalogue already complete in %s", out)
             return Catalog.open(out)
-    atomic_write_json(marker_path, marker)
+    atomic_write_json(marker_path, marker, sort_keys=True)
     log.info("generating SYNTHETIC catalogue (preset %s, seed %d) in %s", cfg.preset, seed, out)
     items, inters, prefs, notes = [], [], [], {}
     per_category = tqdm(

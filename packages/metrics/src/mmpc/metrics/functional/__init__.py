@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmpc.metrics.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS = {
     "tfidf_cosine_similarity": "mmpc.metrics.functional.text",
     "tfidf_euclidean_similarity": "mmpc.metrics.functional.text",
     "token_overlap": "mmpc.metrics.functional.text",
@@ -20,14 +19,4 @@ _EXPORTS: dict[str, str] = {
     "ndcg_at_k": "mmpc.metrics.functional.ranking",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmpc.metrics.functional' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

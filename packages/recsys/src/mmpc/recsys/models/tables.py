@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mmpc.recsys.models.base import Recommender
 
 if TYPE_CHECKING:
-    from mmpc.recsys.data import InteractionData
+    from mmpc.recsys.types import InteractionData
 
 
 class FeatureTableRecommender(Recommender):

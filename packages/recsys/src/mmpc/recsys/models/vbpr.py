@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmpc.metrics.errors import InputError
-from mmpc.recsys.models.base import MODALITIES, Recommender
+from mmpc.recsys.models.base import Recommender
+from mmpc.recsys.types import MODALITIES
 
 if TYPE_CHECKING:
-    from mmpc.recsys.data import InteractionData
+    from mmpc.recsys.types import InteractionData
 
 
 def bpr_loss(pos_scores: Tensor, neg_scores: Tensor, gamma: float = 1e-10) -> Tensor:

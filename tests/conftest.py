@@ -1,0 +1,22 @@
+"""Suite-wide test policy: the ``gpu`` marker is handled here, once.
+
+A test marked ``@pytest.mark.gpu`` is skipped (with the reason shown by ``-ra``) when no CUDA
+device is visible, and runs otherwise; no test writes its own ``skipif`` for it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch  # only when a gpu test was collected: keeps collection light otherwise
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu: needs a CUDA device (none visible)")
+    for item in gpu_items:
+        item.add_marker(skip)
