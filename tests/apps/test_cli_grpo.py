@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from mmpc.apps.cli.grpo import main
 from mmpc.completion.catalog import synthesize
@@ -24,7 +25,7 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_grpo_config_is_tested() -> None:
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == [
-        "demo_i2t.yaml",  # tests/grpo/test_offline_vlm.py
+        "demo_i2t.yaml",
         "demo_t2i.yaml",
         "paper_i2t.yaml",
         "paper_t2i.yaml",
@@ -107,9 +108,9 @@ def test_paper_configs_parse_and_stop_on_missing_weights(
     assert "weights" in err[-1].lower() or "not loadable" in err[-1]
 
 
-def test_demo_i2t_config_fits_with_tiny_overrides(tiny_llm: Path, tmp_path: Path) -> None:
-    catalog_root = tmp_path / "catalog"
-    synthesize("tiny", seed=0, out=catalog_root)
+def test_demo_i2t_config_fits_with_tiny_overrides(
+    tiny_llm: Path, tiny_catalog: Path, tmp_path: Path
+) -> None:
     code = main(
         [
             "fit",
@@ -136,7 +137,7 @@ def test_demo_i2t_config_fits_with_tiny_overrides(tiny_llm: Path, tmp_path: Path
             "--trainer.logger.init_args.save_dir",
             str(tmp_path / "logs"),
             "--data.catalog",
-            str(catalog_root),
+            str(tiny_catalog),
             "--data.batch_size",
             "1",
         ]
@@ -147,3 +148,64 @@ def test_demo_i2t_config_fits_with_tiny_overrides(tiny_llm: Path, tmp_path: Path
     assert len(frame) == 2
     assert frame["train/rewards/title_similarity/mean"].notna().all()
     assert (metrics.parent / "adapter" / "adapter_config.json").is_file()
+
+
+def _fit_t2i(tiny_llama: Path, template: Path, catalog: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "demo_t2i.yaml"),
+            "--model.model",
+            str(tiny_llama),
+            "--model.gguf_file",
+            "null",
+            "--model.template",
+            str(template),
+            "--model.lora_r",
+            "4",
+            "--model.group_size",
+            "2",
+            "--model.max_new_tokens",
+            "4",
+            "--model.micro_batch_size",
+            "2",
+            "--model.adapter_dir",
+            str(out / "adapter"),
+            "--trainer.default_root_dir",
+            str(out / "logs"),
+            "--data.catalog",
+            str(catalog),
+            "--data.batch_size",
+            "1",
+            *extra,
+        ]
+    )
+
+
+def test_grpo_fit_resumes_exactly_from_its_last_checkpoint(
+    tiny_llama: Path, short_template: Path, tiny_catalog: Path, tmp_path: Path
+) -> None:
+    """Killed after step 2 and resumed to step 3 == 3 uninterrupted steps, bit for bit."""
+    from safetensors.torch import load_file
+
+    ckpt = [
+        "--trainer.enable_checkpointing=true",
+        "--trainer.callbacks+=ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={tmp_path / 'ckpt'}",
+        "--trainer.callbacks.save_last=true",
+        "--trainer.callbacks.save_top_k=0",
+        "--trainer.callbacks.every_n_train_steps=1",
+    ]
+    args = (tiny_llama, short_template, tiny_catalog)
+    assert _fit_t2i(*args, tmp_path / "full", "--trainer.max_steps=3") == 0
+    assert _fit_t2i(*args, tmp_path / "part", "--trainer.max_steps=2", *ckpt) == 0
+    last = tmp_path / "ckpt" / "last.ckpt"
+    assert last.is_file()
+    resumed = _fit_t2i(*args, tmp_path / "part", "--trainer.max_steps=3", f"--ckpt_path={last}")
+    assert resumed == 0
+    full = load_file(tmp_path / "full" / "adapter" / "adapter_model.safetensors")
+    part = load_file(tmp_path / "part" / "adapter" / "adapter_model.safetensors")
+    assert full.keys() == part.keys() and len(full) > 0
+    for name, tensor in full.items():
+        assert torch.equal(tensor, part[name]), name

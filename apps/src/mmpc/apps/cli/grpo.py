@@ -2,14 +2,21 @@
 
 A LightningCLI with the single sub-command ``fit``: ``model`` is
 :class:`~mmpc.grpo.module.GRPOModule` (policy, LoRA, rewards, GRPO settings), ``data`` is
-:class:`~mmpc.grpo.data.GRPODataModule` (the catalogue's GRPO sample); ``data.task`` is linked into
-``model.task``. Metrics go to a ``CSVLogger`` unless the config names another logger, one row per
-step, under ``--trainer.default_root_dir`` when it is given; after ``fit`` the reward curve is
-drawn next to ``metrics.csv`` as ``reward_curve.png`` and the LoRA adapter is in
+:class:`~mmpc.grpo.resume.StepwiseGRPODataModule` (the catalogue's GRPO sample); ``data.task`` is
+linked into ``model.task``. Metrics go to a ``CSVLogger`` unless the config names another logger,
+one row per step, under ``--trainer.default_root_dir`` when it is given; after ``fit`` the reward
+curve is drawn next to ``metrics.csv`` as ``reward_curve.png`` and the LoRA adapter is in
 ``<log_dir>/adapter`` (or ``model.adapter_dir``). Bad input (a value the module rejects too, e.g.
 ``--model.group_size=0``) ends the command with one line on stderr and exit code 2, weights that
-cannot be loaded here with exit code 3. ``--help`` is a short torch-free summary
-(:data:`mmpc.apps.cli.COMMANDS`); ``--help-all`` lists every option.
+cannot be loaded here with exit code 3.
+
+Training resumes exactly, as the bench's GRPO stage does (:mod:`mmpc.grpo.resume`): ``data`` is the
+step-wise GRPO sample (one Lightning epoch per step, the step's batch a pure function of
+``(data.seed, step)``), the ``StepSeed`` callback re-seeds every step from ``data.seed`` and
+checkpoints are written aside and renamed into place; so a run killed after a checkpoint
+(``ModelCheckpoint(save_last=True)`` in ``trainer.callbacks``) and started again with ``--ckpt_path
+<dir>/last.ckpt`` ends with the weights of the uninterrupted run. ``--help`` is a short torch-free
+summary (:data:`mmpc.apps.cli.COMMANDS`); ``--help-all`` lists every option.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from mmpc.apps.cli.errors import check_catalog_dir, check_output_dir
 from mmpc.apps.cli.lightning import MMPCLightningCLI, run_lightning
+from mmpc.grpo.resume import StepSeed
 
 __all__ = ["GRPOCLI", "main"]
 
@@ -39,8 +47,12 @@ class GRPOCLI(MMPCLightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.task", "model.task")
+        parser.add_lightning_class_args(StepSeed, "step_seed")
+        parser.link_arguments("data.seed", "step_seed.seed")
         parser.set_defaults(
             {
+                "trainer.max_epochs": -1,  # one epoch is one step: max_steps bounds the run
+                "trainer.plugins": [{"class_path": "mmpc.grpo.resume.AtomicCheckpointIO"}],
                 "trainer.logger": {
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": "runs/grpo", "name": "grpo"},
@@ -77,15 +89,15 @@ class GRPOCLI(MMPCLightningCLI):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the GRPO CLI; returns the exit code (2 bad input, 3 missing weights)."""
-    from mmpc.grpo.data import GRPODataModule
     from mmpc.grpo.module import GRPOModule
+    from mmpc.grpo.resume import StepwiseGRPODataModule
 
     return run_lightning(
         "grpo",
         GRPOCLI,
         argv,
         model_class=GRPOModule,
-        datamodule_class=GRPODataModule,
+        datamodule_class=StepwiseGRPODataModule,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
     )
