@@ -266,7 +266,7 @@ def _encode_chunked(
 
 
 def extract_features(
-    catalogue: str | Path,
+    catalog: str | Path,
     out: str | Path,
     text_encoder: TextEncoder | None = None,
     image_encoder: ImageEncoder | None = None,
@@ -276,13 +276,13 @@ def extract_features(
     """Encode every item of a catalogue folder into a feature folder.
 
     Args:
-        catalogue: folder with ``items.parquet`` (item_id, title, ..., image) and images.
+        catalog: folder with ``items.parquet`` (item_id, title, ..., image) and images.
         out: feature folder to write.
         text_encoder / image_encoder: encoders; a modality whose encoder is None is skipped.
         text_fields: item columns joined with ". " into the text that is embedded.
         chunk: items per resumable chunk (chunks live in ``out/.partial`` until done).
     """
-    root, out = Path(catalogue), Path(out)
+    root, out = Path(catalog), Path(out)
     items = pd.read_parquet(root / "items.parquet")
     ids = items["item_id"].astype(str).tolist()
     features: dict[str, np.ndarray] = {}
