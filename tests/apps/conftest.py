@@ -12,10 +12,15 @@ from typing import Any
 
 import pytest
 from tests._fixtures.amazon_raw import write_amazon_raw
+from tests._fixtures.completion_models import (  # noqa: F401  (fixtures)
+    tiny_catalog,
+    tiny_gemma,
+    tiny_llm,
+    tiny_qwen,
+    tiny_sd3,
+)
 from tests._fixtures.mmrec import make_mmrec_folder
 from tests._fixtures.tiny_llama import build_tiny_llama, write_short_template
-
-from mmpc.completion.catalog import Catalog, synthesize
 
 
 @pytest.fixture
@@ -27,39 +32,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    return synthesize(preset="tiny", seed=0, out=tmp_path_factory.mktemp("catalog") / "cat")
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmpc.completion.tiny import save_tiny_qwen2_5_vl
-
-    return save_tiny_qwen2_5_vl(tmp_path_factory.mktemp("models") / "qwen")
-
-
-@pytest.fixture(scope="session")
-def tiny_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmpc.completion.tiny import save_tiny_gemma3
-
-    return save_tiny_gemma3(tmp_path_factory.mktemp("models") / "gemma")
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmpc.completion.tiny import save_tiny_causal_lm
-
-    return save_tiny_causal_lm(tmp_path_factory.mktemp("models") / "llm")
-
-
-@pytest.fixture(scope="session")
-def tiny_sd3(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmpc.completion.tiny import save_tiny_sd3
-
-    return save_tiny_sd3(tmp_path_factory.mktemp("models") / "sd3")
 
 
 @pytest.fixture(scope="session")

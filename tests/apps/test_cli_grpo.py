@@ -23,6 +23,37 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _fit_t2i(tiny_llama: Path, template: Path, catalog: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "demo_t2i.yaml"),
+            "--model.model",
+            str(tiny_llama),
+            "--model.gguf_file",
+            "null",
+            "--model.template",
+            str(template),
+            "--model.lora_r",
+            "4",
+            "--model.group_size",
+            "2",
+            "--model.max_new_tokens",
+            "4",
+            "--model.micro_batch_size",
+            "2",
+            "--trainer.default_root_dir",  # re-roots the config's CSVLogger save_dir
+            str(out / "logs"),
+            "--data.catalog",
+            str(catalog),
+            "--data.batch_size",
+            "1",
+            *extra,
+        ]
+    )
+
+
 def test_every_grpo_config_is_tested() -> None:
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == [
         "demo_i2t.yaml",
@@ -35,35 +66,7 @@ def test_every_grpo_config_is_tested() -> None:
 def test_demo_config_fits_with_tiny_overrides(
     tiny_llama: Path, short_template: Path, tiny_catalog: Path, tmp_path: Path
 ) -> None:
-    code = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "demo_t2i.yaml"),
-            "--model.model",
-            str(tiny_llama),
-            "--model.gguf_file",
-            "null",
-            "--model.template",
-            str(short_template),
-            "--model.lora_r",
-            "4",
-            "--model.group_size",
-            "2",
-            "--model.max_new_tokens",
-            "4",
-            "--model.micro_batch_size",
-            "2",
-            "--trainer.max_steps",
-            "2",
-            "--trainer.default_root_dir",  # re-roots the config's CSVLogger save_dir
-            str(tmp_path / "logs"),
-            "--data.catalog",
-            str(tiny_catalog),
-            "--data.batch_size",
-            "1",
-        ]
-    )
+    code = _fit_t2i(tiny_llama, short_template, tiny_catalog, tmp_path, "--trainer.max_steps=2")
     assert code == 0
     (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
     frame = pd.read_csv(metrics)
@@ -150,39 +153,6 @@ def test_demo_i2t_config_fits_with_tiny_overrides(
     assert (metrics.parent / "adapter" / "adapter_config.json").is_file()
 
 
-def _fit_t2i(tiny_llama: Path, template: Path, catalog: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "demo_t2i.yaml"),
-            "--model.model",
-            str(tiny_llama),
-            "--model.gguf_file",
-            "null",
-            "--model.template",
-            str(template),
-            "--model.lora_r",
-            "4",
-            "--model.group_size",
-            "2",
-            "--model.max_new_tokens",
-            "4",
-            "--model.micro_batch_size",
-            "2",
-            "--model.adapter_dir",
-            str(out / "adapter"),
-            "--trainer.default_root_dir",
-            str(out / "logs"),
-            "--data.catalog",
-            str(catalog),
-            "--data.batch_size",
-            "1",
-            *extra,
-        ]
-    )
-
-
 def test_grpo_fit_resumes_exactly_from_its_last_checkpoint(
     tiny_llama: Path, short_template: Path, tiny_catalog: Path, tmp_path: Path
 ) -> None:
@@ -198,14 +168,16 @@ def test_grpo_fit_resumes_exactly_from_its_last_checkpoint(
         "--trainer.callbacks.every_n_train_steps=1",
     ]
     args = (tiny_llama, short_template, tiny_catalog)
-    assert _fit_t2i(*args, tmp_path / "full", "--trainer.max_steps=3") == 0
-    assert _fit_t2i(*args, tmp_path / "part", "--trainer.max_steps=2", *ckpt) == 0
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert _fit_t2i(*args, full, "--trainer.max_steps=3", f"--model.adapter_dir={full}/a") == 0
+    adapter = f"--model.adapter_dir={part}/a"
+    assert _fit_t2i(*args, part, "--trainer.max_steps=2", adapter, *ckpt) == 0
     last = tmp_path / "ckpt" / "last.ckpt"
     assert last.is_file()
-    resumed = _fit_t2i(*args, tmp_path / "part", "--trainer.max_steps=3", f"--ckpt_path={last}")
+    resumed = _fit_t2i(*args, part, "--trainer.max_steps=3", adapter, f"--ckpt_path={last}")
     assert resumed == 0
-    full = load_file(tmp_path / "full" / "adapter" / "adapter_model.safetensors")
-    part = load_file(tmp_path / "part" / "adapter" / "adapter_model.safetensors")
-    assert full.keys() == part.keys() and len(full) > 0
-    for name, tensor in full.items():
-        assert torch.equal(tensor, part[name]), name
+    want = load_file(full / "a" / "adapter_model.safetensors")
+    got = load_file(part / "a" / "adapter_model.safetensors")
+    assert want.keys() == got.keys() and len(want) > 0
+    for name, tensor in want.items():
+        assert torch.equal(tensor, got[name]), name
