@@ -33,6 +33,13 @@ from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import PromptTemplate, default_template
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
+from mmpc.grpo.prefix import (
+    full_sequence_logits,
+    groups_of,
+    shared_prefix_cache,
+    shared_prefix_logits,
+    text_only,
+)
 from mmpc.grpo.rewards import Reward, RewardCombiner
 from mmpc.metrics.files import atomic_dir
 
@@ -248,11 +255,12 @@ class GRPOModule(LightningModule):
         try:
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
-                enc = self.encode_prompts(part)
+                enc, cache = self._generation_inputs(part)
                 # how the completer ends (and, for the stand-in, constrains) its answers
                 stop = self.prompts.generate_kwargs(part, enc["input_ids"].size(1), self._eos_ids())
                 out = self.policy_model.generate(
                     **enc,
+                    cache=cache,
                     do_sample=True,
                     temperature=hp.temperature,
                     top_p=hp.top_p,
@@ -282,21 +290,39 @@ class GRPOModule(LightningModule):
         ]  # what the parser and the rewards read: the prefill plus the sampled completion
         return Rollout(rows, ids, mask, texts)
 
+    def _shared(self, rows: list[Mapping[str, Any]]) -> bool:
+        """Whether ``rows`` are whole groups of one text prompt each (one prompt pass serves G)."""
+        hp = self.hparams
+        # gradient checkpointing turns the cache off in training mode; VLM prompts carry pixels
+        shared = not (hp.gradient_checkpointing or self.policy.is_vlm)
+        return shared and groups_of(rows, hp.group_size)
+
+    def _generation_inputs(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, Any], Any]:
+        """``generate`` inputs of ``rows`` and a pre-filled cache (``None``: no shared prefix)."""
+        group = self.hparams.group_size
+        if self._shared(rows):
+            enc = self.encode_prompts(rows[::group])
+            if text_only(enc) and enc["input_ids"].size(1) > 1:
+                return shared_prefix_cache(self.policy_model, enc, group)
+        return self.encode_prompts(rows), None
+
     def completion_logps(
         self, rows: list[Mapping[str, Any]], completion_ids: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """``(B, K)`` log-probs of the completions under the current model (adapter as set)."""
-        enc = self.encode_prompts(rows)
-        input_ids = torch.cat([enc.pop("input_ids"), completion_ids], dim=1)  # (B, P + K)
-        attention = torch.cat([enc.pop("attention_mask"), mask], dim=1)  # (B, P + K)
-        k = completion_ids.size(1)
-        for key in [key for key in enc if key.endswith("token_type_ids")]:
-            # per-token modality ids (e.g. Qwen2.5-VL's mm_token_type_ids): completions are text (0)
-            enc[key] = torch.nn.functional.pad(enc[key], (0, k), value=0)  # (B, P + K)
-        out = self.policy_model(
-            input_ids=input_ids, attention_mask=attention, logits_to_keep=k + 1, **enc
+        """``(B, K)`` log-probs of the completions under the current model (adapter as set).
+
+        Rows in whole groups of one text prompt run each prompt once (:mod:`mmpc.grpo.prefix`).
+        """
+        group, temperature = self.hparams.group_size, self.hparams.temperature
+        if self._shared(rows):
+            enc = self.encode_prompts(rows[::group])
+            if text_only(enc):
+                logits = shared_prefix_logits(self.policy_model, enc, completion_ids, mask, group)
+                return completion_token_logps(logits.float(), completion_ids, temperature)
+        logits = full_sequence_logits(
+            self.policy_model, self.encode_prompts(rows), completion_ids, mask
         )
-        return completion_token_logps(out.logits.float(), completion_ids, self.hparams.temperature)
+        return completion_token_logps(logits.float(), completion_ids, temperature)
 
     def _no_grad_logps(self, roll: Rollout, spans: list[slice], *, reference: bool) -> torch.Tensor:
         parts = []
