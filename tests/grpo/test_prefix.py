@@ -89,7 +89,7 @@ def test_shared_prefix_logps_and_grad_equal_full_sequence(
     (shared * mask).sum().backward()
     grad_shared = _lora_grad(module)
     # the module's own entry point takes the shared path for these rows
-    assert module._shared(rows)
+    assert module._group() == G and groups_of(rows, G)
     via_module = module.completion_logps(rows, ids, mask)
 
     assert_close(shared * mask, full * mask, atol=1e-5, rtol=0)

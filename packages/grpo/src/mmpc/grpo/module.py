@@ -19,6 +19,7 @@ Only the LoRA weights train; checkpoints keep only them, and the adapter is save
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +34,7 @@ from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import PromptTemplate, default_template
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
-from mmpc.grpo.prefix import (
-    full_sequence_logits,
-    groups_of,
-    shared_prefix_cache,
-    shared_prefix_logits,
-    text_only,
-)
+from mmpc.grpo.prefix import generation_inputs, prompt_logits
 from mmpc.grpo.rewards import Reward, RewardCombiner
 from mmpc.metrics.files import atomic_dir
 
@@ -255,7 +250,9 @@ class GRPOModule(LightningModule):
         try:
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
-                enc, cache = self._generation_inputs(part)
+                enc, cache = generation_inputs(
+                    self.policy_model, self.encode_prompts, part, self._group()
+                )
                 # how the completer ends (and, for the stand-in, constrains) its answers
                 stop = self.prompts.generate_kwargs(part, enc["input_ids"].size(1), self._eos_ids())
                 out = self.policy_model.generate(
@@ -290,54 +287,32 @@ class GRPOModule(LightningModule):
         ]  # what the parser and the rewards read: the prefill plus the sampled completion
         return Rollout(rows, ids, mask, texts)
 
-    def _shared(self, rows: list[Mapping[str, Any]]) -> bool:
-        """Whether ``rows`` are whole groups of one text prompt each (one prompt pass serves G)."""
-        hp = self.hparams
-        # gradient checkpointing turns the cache off in training mode; VLM prompts carry pixels
-        shared = not (hp.gradient_checkpointing or self.policy.is_vlm)
-        return shared and groups_of(rows, hp.group_size)
+    def _group(self) -> int:
+        """G where one prompt pass may serve a group of rows (:mod:`mmpc.grpo.prefix`), else 1.
 
-    def _generation_inputs(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, Any], Any]:
-        """``generate`` inputs of ``rows`` and a pre-filled cache (``None``: no shared prefix)."""
-        group = self.hparams.group_size
-        if self._shared(rows):
-            enc = self.encode_prompts(rows[::group])
-            if text_only(enc) and enc["input_ids"].size(1) > 1:
-                return shared_prefix_cache(self.policy_model, enc, group)
-        return self.encode_prompts(rows), None
+        Gradient checkpointing turns the model's cache off in training mode; VLM prompts carry
+        pixel inputs.
+        """
+        hp = self.hparams
+        return 1 if hp.gradient_checkpointing or self.policy.is_vlm else hp.group_size
 
     def completion_logps(
         self, rows: list[Mapping[str, Any]], completion_ids: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """``(B, K)`` log-probs of the completions under the current model (adapter as set).
-
-        Rows in whole groups of one text prompt run each prompt once (:mod:`mmpc.grpo.prefix`).
-        """
-        group, temperature = self.hparams.group_size, self.hparams.temperature
-        if self._shared(rows):
-            enc = self.encode_prompts(rows[::group])
-            if text_only(enc):
-                logits = shared_prefix_logits(self.policy_model, enc, completion_ids, mask, group)
-                return completion_token_logps(logits.float(), completion_ids, temperature)
-        logits = full_sequence_logits(
-            self.policy_model, self.encode_prompts(rows), completion_ids, mask
-        )
-        return completion_token_logps(logits.float(), completion_ids, temperature)
+        """``(B, K)`` log-probs of the completions under the current model (adapter as set)."""
+        model, encode = self.policy_model, self.encode_prompts
+        logits = prompt_logits(model, encode, rows, completion_ids, mask, self._group())
+        return completion_token_logps(logits.float(), completion_ids, self.hparams.temperature)
 
     def _no_grad_logps(self, roll: Rollout, spans: list[slice], *, reference: bool) -> torch.Tensor:
         parts = []
-        with torch.no_grad():
+        adapter = self.policy_model.disable_adapter() if reference else contextlib.nullcontext()
+        with torch.no_grad(), adapter:
             for s in spans:
                 k = int(roll.mask[s].sum(1).max().clamp(min=1))
-                if reference:
-                    with self.policy_model.disable_adapter():
-                        lp = self.completion_logps(
-                            roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
-                        )
-                else:
-                    lp = self.completion_logps(
-                        roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
-                    )
+                lp = self.completion_logps(
+                    roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
+                )
                 parts.append(torch.nn.functional.pad(lp, (0, roll.mask.size(1) - k)))
         return torch.cat(parts)  # (N, K)
 

@@ -19,18 +19,23 @@ them from the attention mask), so both paths see the same rotary positions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 __all__ = [
     "full_sequence_logits",
+    "generation_inputs",
     "groups_of",
+    "prompt_logits",
     "shared_prefix_cache",
     "shared_prefix_logits",
     "text_only",
 ]
+
+Rows = Sequence[Mapping[str, Any]]
+Encoder = Callable[[Rows], dict[str, torch.Tensor]]
 
 
 def groups_of(rows: Sequence[Mapping[str, Any]], group: int) -> bool:
@@ -144,3 +149,46 @@ def shared_prefix_cache(
         "attention_mask": attention.repeat_interleave(group, 0),
     }
     return inputs, cache
+
+
+def prompt_logits(
+    model: torch.nn.Module,
+    encode: Encoder,
+    rows: Rows,
+    completion_ids: torch.Tensor,
+    mask: torch.Tensor,
+    group: int,
+) -> torch.Tensor:
+    """``(B, K + 1, V)`` logits that score ``completion_ids``: shared prompts where they qualify.
+
+    Args:
+        model: the policy.
+        encode: rows → left-padded prompt tensors on the model's device.
+        rows: the ``B`` rows, prompt-major.
+        completion_ids: ``(B, K)``.
+        mask: ``(B, K)``.
+        group: rows per prompt that may share one prompt pass (1: never).
+    """
+    if groups_of(rows, group):
+        enc = encode(rows[::group])
+        if text_only(enc):
+            return shared_prefix_logits(model, enc, completion_ids, mask, group)
+    return full_sequence_logits(model, encode(rows), completion_ids, mask)
+
+
+def generation_inputs(
+    model: torch.nn.Module, encode: Encoder, rows: Rows, group: int
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """``generate`` inputs of ``rows`` and a pre-filled cache (``None``: the plain prompts).
+
+    Args:
+        model: the policy.
+        encode: rows → left-padded prompt tensors on the model's device.
+        rows: the rows, prompt-major.
+        group: rows per prompt that may share one prompt pass (1: never).
+    """
+    if groups_of(rows, group):
+        enc = encode(rows[::group])
+        if text_only(enc) and enc["input_ids"].size(1) > 1:
+            return shared_prefix_cache(model, enc, group)
+    return encode(rows), None
