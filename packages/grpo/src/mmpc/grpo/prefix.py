@@ -15,6 +15,9 @@ Only text-only inputs qualify (``input_ids`` and ``attention_mask``): a VLM's pi
 per-token modality ids keep the plain path. Positions follow the plain forward of each caller
 (the full-sequence forward counts positions from the first, padded, column; ``generate`` counts
 them from the attention mask), so both paths see the same rotary positions.
+
+:func:`prompt_logits` and :func:`generation_inputs` are the entry points: they take the shared
+path when the rows come in whole groups of equal rows and the prompts are text, else the plain one.
 """
 
 from __future__ import annotations
