@@ -276,7 +276,7 @@ def parity(args: argparse.Namespace, ours: GRPOModule, trainer: Any, rows: list[
     trainer._generate_single_turn = lambda *a, **kw: (sampled, None)
     trainer.model.train()
     inputs = trainer._generate_and_score_completions(
-        [{"prompt": p} for p in ours._prompt_texts(roll.rows)]
+        [{"prompt": p} for p in ours.prompts.texts(roll.rows)]
     )
     del trainer._generate_single_turn
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which has not run
@@ -434,7 +434,7 @@ def main() -> None:
     rows = [{"item_id": f"p{i}", "title": t} for i, t in enumerate(TITLES[: args.prompts])]
     with tempfile.TemporaryDirectory(prefix="bench-vs-trl-") as tmp:
         ours = build_ours(args, folder, os.path.join(tmp, "adapter"))
-        trainer = build_trl(args, folder, ours._prompt_texts(rows), os.path.join(tmp, "trl"), ours)
+        trainer = build_trl(args, folder, ours.prompts.texts(rows), os.path.join(tmp, "trl"), ours)
         ok = True if args.skip_parity else parity(args, ours, trainer, rows)
         print(f"\nours: {args.warmup} warm-up + {args.steps} timed steps ...", flush=True)
         mine = time_ours(args, ours, rows).medians(args.warmup)

@@ -30,7 +30,7 @@ def test_first_step_loss_kl_and_grad_match_trl(
     )
     rows = [{"item_id": f"p{i}", "title": t} for i, t in enumerate(bench.TITLES[: args.prompts])]
     ours = bench.build_ours(args, str(tiny_llama), str(tmp_path / "adapter"))
-    prompts = ours._prompt_texts(rows)
+    prompts = ours.prompts.texts(rows)
     trainer = bench.build_trl(args, str(tiny_llama), prompts, str(tmp_path / "trl"), ours)
     before = {n: p.detach().clone() for n, p in bench.lora_params(ours.policy_model).items()}
     assert bench.parity(args, ours, trainer, rows)

@@ -19,6 +19,7 @@ Only the LoRA weights train; checkpoints keep only them, and the adapter is save
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import PromptTemplate, default_template
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
+from mmpc.grpo.prefix import generation_inputs, prompt_logits
 from mmpc.grpo.rewards import Reward, RewardCombiner
 from mmpc.metrics.files import atomic_dir
 
@@ -248,11 +250,14 @@ class GRPOModule(LightningModule):
         try:
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
-                enc = self.encode_prompts(part)
+                enc, cache = generation_inputs(
+                    self.policy_model, self.encode_prompts, part, self._group()
+                )
                 # how the completer ends (and, for the stand-in, constrains) its answers
                 stop = self.prompts.generate_kwargs(part, enc["input_ids"].size(1), self._eos_ids())
                 out = self.policy_model.generate(
                     **enc,
+                    cache=cache,
                     do_sample=True,
                     temperature=hp.temperature,
                     top_p=hp.top_p,
@@ -282,36 +287,32 @@ class GRPOModule(LightningModule):
         ]  # what the parser and the rewards read: the prefill plus the sampled completion
         return Rollout(rows, ids, mask, texts)
 
+    def _group(self) -> int:
+        """G where one prompt pass may serve a group of rows (:mod:`mmpc.grpo.prefix`), else 1.
+
+        Gradient checkpointing turns the model's cache off in training mode; VLM prompts carry
+        pixel inputs.
+        """
+        hp = self.hparams
+        return 1 if hp.gradient_checkpointing or self.policy.is_vlm else hp.group_size
+
     def completion_logps(
         self, rows: list[Mapping[str, Any]], completion_ids: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
         """``(B, K)`` log-probs of the completions under the current model (adapter as set)."""
-        enc = self.encode_prompts(rows)
-        input_ids = torch.cat([enc.pop("input_ids"), completion_ids], dim=1)  # (B, P + K)
-        attention = torch.cat([enc.pop("attention_mask"), mask], dim=1)  # (B, P + K)
-        k = completion_ids.size(1)
-        for key in [key for key in enc if key.endswith("token_type_ids")]:
-            # per-token modality ids (e.g. Qwen2.5-VL's mm_token_type_ids): completions are text (0)
-            enc[key] = torch.nn.functional.pad(enc[key], (0, k), value=0)  # (B, P + K)
-        out = self.policy_model(
-            input_ids=input_ids, attention_mask=attention, logits_to_keep=k + 1, **enc
-        )
-        return completion_token_logps(out.logits.float(), completion_ids, self.hparams.temperature)
+        model, encode = self.policy_model, self.encode_prompts
+        logits = prompt_logits(model, encode, rows, completion_ids, mask, self._group())
+        return completion_token_logps(logits.float(), completion_ids, self.hparams.temperature)
 
     def _no_grad_logps(self, roll: Rollout, spans: list[slice], *, reference: bool) -> torch.Tensor:
         parts = []
-        with torch.no_grad():
+        adapter = self.policy_model.disable_adapter() if reference else contextlib.nullcontext()
+        with torch.no_grad(), adapter:
             for s in spans:
                 k = int(roll.mask[s].sum(1).max().clamp(min=1))
-                if reference:
-                    with self.policy_model.disable_adapter():
-                        lp = self.completion_logps(
-                            roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
-                        )
-                else:
-                    lp = self.completion_logps(
-                        roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
-                    )
+                lp = self.completion_logps(
+                    roll.rows[s], roll.completion_ids[s, :k], roll.mask[s, :k]
+                )
                 parts.append(torch.nn.functional.pad(lp, (0, roll.mask.size(1) - k)))
         return torch.cat(parts)  # (N, K)
 
