@@ -109,7 +109,7 @@ def test_every_table_and_figure_exists_and_holds_numbers(
         "heatmap_t2i",
         "quality_vs_impact_i2t",
         "quality_vs_impact_t2i",
-        "grpo_rewards_t2i_smollm2-retrieval",
+        "grpo_rewards_by_task",
     ]
     for key in figures:
         assert (report / f"{key}.png").stat().st_size > 5000, key
