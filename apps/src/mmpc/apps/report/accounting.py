@@ -30,9 +30,8 @@ def catalog_table(inp: ReportInputs) -> Table | None:
     if inp.catalog is None or inp.catalog.empty:
         return None
     values = inp.catalog[list(_CATALOG_HEADERS)].astype(int)
-    shown = values.copy()
-    shown.loc["Total"] = values.sum()
-    shown = shown.map(lambda v: f"{v:,}")
+    # No total row: a user who rated items of two categories is counted in both.
+    shown = values.map(lambda v: f"{v:,}")
     shown.columns = list(_CATALOG_HEADERS.values())
     shown.index.name = "Category"
     return Table(

@@ -97,7 +97,14 @@ def rec_tables(inp: ReportInputs) -> list[Table]:
                 f"mean over {n_seeds} seed(s); {REL_DIFF} = (best completer − GT) / GT",
             )
         )
-    return tables
+    # The paper's order (VBPR, BM3, FREEDOM; I→T before T→I), other recommenders after.
+    return sorted(tables, key=lambda t: (_paper_rank(t.key), t.key))
+
+
+def _paper_rank(key: str) -> int:
+    model, task = key.removeprefix("rec_").rsplit("_", 1)
+    numbers = PAPER_REC_TABLES.get(model.lower())
+    return numbers[0 if task == "i2t" else 1] if numbers else 99
 
 
 def rec_overall_tables(inp: ReportInputs) -> list[Table]:
