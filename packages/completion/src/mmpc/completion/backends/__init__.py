@@ -19,6 +19,7 @@ _LAZY = {
     "OpenAIChatBackend": "mmpc.completion.backends.served",
     "RetrievalTitleBaseline": "mmpc.completion.backends.retrieval",
     "RetrievalRenderer": "mmpc.completion.backends.retrieval",
+    "TitlePromptBaseline": "mmpc.completion.backends.title_prompt",
 }
 
 __all__ = ["BackendContext", "Generator", "Renderer", "Request", *sorted(_LAZY)]
