@@ -236,7 +236,7 @@ def reward_figure(inp: ReportInputs, out: Path) -> list[Figure]:
     ax.set_xlabel(step or "row")
     ax.set_ylabel("reward")
     ax.legend(fontsize=8)
-    title = inp.label("Fig. 5: GRPO reward curves (from the given log)")
+    title = inp.label("Fig. 5: GRPO reward curves")
     ax.set_title(title, fontsize=10)
     path = out / "grpo_rewards.png"
     save_png(fig, path)
