@@ -64,9 +64,9 @@ def cq_tables(inp: ReportInputs, row: str) -> list[Table]:
             ]
         shown.index.name = row.capitalize()
         what = "models" if row == "category" else "categories"
-        notes = [f"{m.label}: {m.note}" for m in metrics if m.note]
+        lines = [f"{m.label}: {m.note}" for m in metrics if m.note]
         if not spread:
-            notes.insert(0, f"one {over} only: means shown without a ± across {what}")
+            lines.insert(0, f"one {over} only: means shown without a ± across {what}")
         summary_of = f"mean ± std across {what}" if spread else f"mean over one {over}"
         tables.append(
             Table(
@@ -77,7 +77,7 @@ def cq_tables(inp: ReportInputs, row: str) -> list[Table]:
                 ),
                 summary,
                 shown,
-                "; ".join(notes),
+                "; ".join(lines),
             )
         )
     return tables
@@ -158,7 +158,7 @@ def completer_category_tables(inp: ReportInputs) -> list[Table]:
             ]
         shown["Items"] = values["items"].to_numpy()
         shown.index.names = ["Completer", "Category"]
-        notes = "; ".join(f"{m.label}: {m.note}" for m in metrics if m.note)
+        metric_notes = "; ".join(f"{m.label}: {m.note}" for m in metrics if m.note)
         tables.append(
             Table(
                 f"cq_by_completer_category_{task}",
@@ -168,7 +168,7 @@ def completer_category_tables(inp: ReportInputs) -> list[Table]:
                 ),
                 values,
                 shown,
-                notes,
+                metric_notes,
             )
         )
     return tables
