@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from mmpc.apps.report import ReportInputs, write_report
 from mmpc.apps.report.data import GRPORun
@@ -130,10 +131,16 @@ def test_report_has_the_grpo_section_and_fig5(inputs: ReportInputs, tmp_path: Pa
     md = files.markdown.read_text()
     for text in ("## GRPO alignment", "Table 7: I→T", "Table 8: T→I", "Table 9: I→T", "Fig. 5"):
         assert text in md, text
-    png = tmp_path / "grpo_rewards_i2t_w.png"
-    assert png.stat().st_size > 5000
-    curve = pd.read_csv(tmp_path / "grpo_rewards_i2t_w.csv", index_col=0)
-    assert len(curve) == 30 and curve["train/reward"].iloc[-1] == pytest.approx(1 + 29 / 30)
+    assert "### Fig. 5: GRPO reward curves per task (raw and smoothed)" in md
+    png = tmp_path / "grpo_rewards_by_task.png"
+    with Image.open(png) as img:  # one panel per task, side by side
+        assert img.size[0] > 2 * img.size[1]
+    curves = pd.read_csv(tmp_path / "grpo_rewards_by_task.csv", index_col=0)
+    assert curves.groupby("task").size().to_dict() == {"i2t": 30, "t2i": 12}
+    i2t = curves[curves["task"] == "i2t"].set_index("step")
+    assert set(i2t["completer"]) == {"w"}
+    assert i2t["train/reward"].iloc[-1] == pytest.approx(1 + 29 / 30)
+    assert i2t["train/rewards/title_similarity/mean"].iloc[10] == pytest.approx(10 / 30)
     assert "no GRPO stage ran" not in md
     assert grpo_notes(inputs) == []
 

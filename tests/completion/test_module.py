@@ -13,6 +13,7 @@ from mmpc.completion.backends.diffusion import DiffusionBackend
 from mmpc.completion.backends.mllm import MLLMBackend
 from mmpc.completion.backends.retrieval import RetrievalRenderer, RetrievalTitleBaseline
 from mmpc.completion.backends.textllm import TextLLMBackend
+from mmpc.completion.backends.title_prompt import TitlePromptBaseline
 from mmpc.completion.catalog import Catalog
 from mmpc.completion.data import CompletionDataModule
 from mmpc.completion.module import CompletionModule, item_seed
@@ -132,6 +133,51 @@ def test_t2i_prompt_writer_and_retrieval_renderer(
     images = output_dir(tmp_path, "tiny-llm-retrieval", "t2i") / "images"
     for record in records:
         assert (images / f"{record['item_id']}.png").is_file() == (record["output"] is not None)
+
+
+def test_title_prompt_baseline_renders_the_cover_of_the_nearest_title(
+    tiny_catalog: Catalog, tmp_path: Path
+) -> None:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from mmpc.completion.backends import TitlePromptBaseline as Exported
+    from mmpc.completion.backends.retrieval import minilm_folder
+
+    assert Exported is TitlePromptBaseline
+    module = CompletionModule(
+        completer="title-retrieval",
+        task="t2i",
+        generator=TitlePromptBaseline(),
+        renderer=RetrievalRenderer(),
+    )
+    records = _predict(module, tiny_catalog, tmp_path, limit=4)
+    done = [r["item_id"] for r in records]
+    assert done == tiny_catalog.sample("cqbench")[:4]
+    # independently: the MiniLM title embedding nearest to the item's own title, among the items
+    # outside the completed sample
+    refs = [i for i in sorted(tiny_catalog.items.index) if i not in set(done)]
+    encoder = SentenceTransformer(str(minilm_folder()), device="cpu", local_files_only=True)
+    titles = tiny_catalog.items["title"].astype(str)
+    ref_emb = encoder.encode(list(titles[refs]), normalize_embeddings=True)
+    images = output_dir(tmp_path, "title-retrieval", "t2i") / "images"
+    for record in records:
+        item = record["item_id"]
+        assert record["output"] == record["raw"] == titles[item] and record["error"] is None
+        query = encoder.encode([titles[item]], normalize_embeddings=True)
+        nearest = refs[int(np.argmax(ref_emb @ query[0]))]
+        with Image.open(images / f"{item}.png") as img:
+            got = np.asarray(img.convert("RGB"))
+        assert np.array_equal(got, np.asarray(tiny_catalog.load_image(nearest)))
+
+
+def test_title_prompt_baseline_refuses_requests_without_a_title() -> None:
+    from mmpc.completion.backends.base import Request
+
+    baseline = TitlePromptBaseline()
+    assert baseline.generate([Request("a", title="Red mug")]) == ["Red mug"]
+    with pytest.raises(ValueError, match="cannot do I→T"):
+        baseline.generate([Request("a", image=Image.new("RGB", (4, 4)))])
 
 
 def test_configuration_errors(tiny_llm: Path) -> None:

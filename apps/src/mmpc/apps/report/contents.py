@@ -17,9 +17,11 @@ from mmpc.apps.report.plot import Figure
 from mmpc.apps.report.table import Table
 
 GRPO_SECTION = "GRPO alignment"
+CQ_SECTION = "Content quality (CQBench)"
 # Reading order: (section heading, table/figure key prefixes in the order shown).
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Content quality (CQBench)", ("cq_completer", "radar", "cq_category")),
+    ("Dataset", ("catalogue",)),
+    (CQ_SECTION, ("cq_completer", "radar", "cq_category", "cq_by_completer_category")),
     ("Recommendation impact (RecBench)", ("rec_overall", "heatmap", "rec_")),
     ("Which differences are real", ("bootstrap",)),
     ("Content quality vs recommendation impact", ("spearman", "quality_vs_impact")),
@@ -51,4 +53,6 @@ def build_figures(inp: ReportInputs, out: Path) -> list[Figure]:
 
 def section_notes(inp: ReportInputs, heading: str) -> list[str]:
     """Lines shown under ``heading`` before its tables: what the run could not show, and why."""
+    if heading == CQ_SECTION:
+        return cqbench.notes(inp)
     return grpo.grpo_notes(inp) if heading == GRPO_SECTION else []

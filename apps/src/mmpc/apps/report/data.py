@@ -13,6 +13,8 @@ Shapes (one row per unit; metric columns are floats, NaN where a metric does not
 * ``grpo_log``: a GRPO CSV log (``step`` plus reward columns) given from outside the run.
 * ``grpo_runs``: the run's own GRPO stages (:class:`GRPORun`): which completer and task, and
   its per-step log; the tuned completer ``<completer>+grpo`` has rows in ``cq`` and ``rec``.
+* ``catalog``: indexed by ``category``, columns ``users, items, interactions, cqbench, grpo``:
+  the run's catalogue per category (``Catalog.summary``), the paper's Table 1.
 * ``served``: ``completer, task, items, requests, retries, prompt_tokens, completion_tokens``
   (and ``cost_usd`` when a price is configured): one row per served completer × task, sums
   over its records' ``"served"`` entries; None when the run has no served completer.
@@ -64,6 +66,7 @@ class ReportInputs:
     title: str = "MMPCBench report"
     synthetic: bool = False
     metrics: tuple[MetricInfo, ...] = DEFAULT_METRICS
+    catalog: pd.DataFrame | None = None
     cq: pd.DataFrame | None = None
     rec: pd.DataFrame | None = None
     rec_users: pd.DataFrame | None = None

@@ -89,6 +89,7 @@ def grpo_before_after_tables(inp: ReportInputs) -> list[Table]:
         sub = inp.cq[(inp.cq["task"] == run.task)]
         sub = sub[sub["completer"].isin([run.completer, run.tuned])]
         summary = two_level_summary(sub, "completer", "category", [m.key for m in metrics])
+        spread = sub["category"].nunique() >= 2  # a std over one category is no spread
         rows, shown = {}, {}
         for who, label in ((run.completer, "before"), (run.tuned, "after GRPO")):
             name = f"{who} ({label})"
@@ -96,6 +97,8 @@ def grpo_before_after_tables(inp: ReportInputs) -> list[Table]:
             shown[name] = {
                 m.header: f"{fmt(summary.loc[who, (m.key, 'mean')])} ± "
                 f"{fmt(summary.loc[who, (m.key, 'std')])}"
+                if spread
+                else fmt(summary.loc[who, (m.key, "mean")])
                 for m in metrics
             }
         cis = {m.key: grpo_delta(inp, run, m) for m in metrics}
@@ -128,7 +131,9 @@ def grpo_before_after_tables(inp: ReportInputs) -> list[Table]:
                 ),
                 values,
                 table,
-                f"{summary_line}. Mean ± std across categories; Δ = mean over {n} paired "
+                f"{summary_line}. "
+                + ("Mean ± std across categories" if spread else "Mean over one category")
+                + f"; Δ = mean over {n} paired "
                 "CQBench items of after − before, paired bootstrap 95% CI over items; parse "
                 f"failures before {_parse_failures(inp, run.completer, run.task)}, after "
                 f"{_parse_failures(inp, run.tuned, run.task)}",
@@ -231,51 +236,68 @@ def reward_figure(inp: ReportInputs, out: Path) -> list[Figure]:
     ax.set_xlabel(step or "row")
     ax.set_ylabel("reward")
     ax.legend(fontsize=8)
-    title = inp.label("GRPO reward curves")
+    title = inp.label("Fig. 5: GRPO reward curves")
     ax.set_title(title, fontsize=10)
     path = out / "grpo_rewards.png"
     save_png(fig, path)
     return [Figure("grpo_rewards", title, path, log[[*([step] if step else []), *cols]])]
 
 
+def _reward_table(log: pd.DataFrame) -> pd.DataFrame | None:
+    """Mean total and per-component reward per step of a GRPO stage's log (None without one)."""
+    if log is None or log.empty or "train/reward" not in log or "step" not in log:
+        return None
+    parts = sorted(c for c in log if c.startswith("train/rewards/") and c.endswith("/mean"))
+    table = log.dropna(subset=["train/reward"]).groupby("step")[["train/reward", *parts]]
+    return table.mean().sort_index()
+
+
 def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
-    """Fig. 5 for this run: per GRPO stage, total and per-component mean reward per step, raw
-    (thin) and as a rolling mean (thick, window ≈ a tenth of the steps)."""
-    figs = []
+    """Fig. 5 for this run: one panel per task; per GRPO stage of the task its total and
+    per-component mean reward per step, raw (thin) and as a rolling mean (thick, window ≈ a tenth
+    of the steps). The figure's CSV holds every curve, long: ``task, completer, step, rewards``."""
+    curves: dict[str, list[tuple[GRPORun, pd.DataFrame]]] = {}
     for run in inp.grpo_runs:
-        log = run.log
-        if log is None or log.empty or "train/reward" not in log or "step" not in log:
-            continue
-        parts = sorted(c for c in log if c.startswith("train/rewards/") and c.endswith("/mean"))
-        table = log.dropna(subset=["train/reward"]).groupby("step")[["train/reward", *parts]]
-        table = table.mean().sort_index()
-        window = max(1, int(np.ceil(len(table) / 10)))
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for col in table:
-            label = "total" if col == "train/reward" else col.split("/")[2]
-            (line,) = ax.plot(table.index, table[col], alpha=0.35, linewidth=1)
-            smooth = table[col].rolling(window, min_periods=1).mean()
-            ax.plot(
-                table.index,
-                smooth,
-                color=line.get_color(),
-                linewidth=2,
-                label=f"{label} (rolling {window})",
-            )
+        table = _reward_table(run.log)
+        if table is not None:
+            curves.setdefault(run.task, []).append((run, table))
+    if not curves:
+        return []
+    tasks = [t for t in ("i2t", "t2i") if t in curves]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4), squeeze=False)
+    frames = []
+    for ax, task in zip(axes[0], tasks, strict=True):
+        many = len(curves[task]) > 1
+        for run, table in curves[task]:
+            window = max(1, int(np.ceil(len(table) / 10)))
+            for col in table:
+                label = "total" if col == "train/reward" else col.split("/")[2]
+                label = f"{run.completer}: {label}" if many else label
+                (line,) = ax.plot(table.index, table[col], alpha=0.35, linewidth=1)
+                smooth = table[col].rolling(window, min_periods=1).mean()
+                ax.plot(
+                    table.index,
+                    smooth,
+                    color=line.get_color(),
+                    linewidth=2,
+                    label=f"{label} (rolling {window})",
+                )
+            frames.append(table.reset_index().assign(task=task, completer=run.completer))
+        steps = max(len(t) for _, t in curves[task])
+        who = ", ".join(r.completer for r, _ in curves[task])
+        ax.set_title(f"{TASK_LABELS[task]}: {who} ({steps} steps)", fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("mean reward")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        title = inp.label(
-            f"Fig. 5: GRPO reward curves, {run.completer} {TASK_LABELS[run.task]} "
-            f"({len(table)} steps)"
-        )
-        ax.set_title(title, fontsize=10)
-        key = f"grpo_rewards_{run.task}_{run.completer}"
-        path = out / f"{key}.png"
-        save_png(fig, path)
-        figs.append(Figure(key, title, path, table))
-    return figs
+    title = inp.label("Fig. 5: GRPO reward curves per task (raw and smoothed)")
+    fig.suptitle(title, fontsize=10)
+    key = "grpo_rewards_by_task"
+    path = out / f"{key}.png"
+    save_png(fig, path)
+    data = pd.concat(frames, ignore_index=True)
+    data = data[["task", "completer", *[c for c in data if c not in ("task", "completer")]]]
+    return [Figure(key, title, path, data)]
 
 
 def tables(inp: ReportInputs) -> list[Table]:

@@ -49,6 +49,19 @@ def _catalog_root(run: Path) -> Path | None:
     return root if root.is_dir() else None
 
 
+def _catalog_summary(run: Path) -> pd.DataFrame | None:
+    """Per category: users, items, interactions, CQBench and GRPO items of the run's catalogue."""
+    root = _catalog_root(run)
+    if root is None or not _finished(run / "catalog"):
+        return None
+    from mmpc.completion.catalog import Catalog  # lazy: pyarrow/PIL only when a run has one
+
+    rows = Catalog.open(root, verify_hashes=False).summary()
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "category"
+    return frame[["users", "items", "interactions", "cqbench", "grpo"]]
+
+
 def _cq(run: Path) -> tuple[pd.DataFrame | None, tuple[MetricInfo, ...], dict[str, str]]:
     frames, infos, missing = [], {}, {}
     for path in sorted((run / "cqbench").glob("*/*/metrics.csv")):
@@ -276,6 +289,7 @@ def load_run(
         title=f"MMPCBench report: {config.get('name', run.name)}",
         synthetic=synthetic,
         metrics=metrics,
+        catalog=_catalog_summary(run),
         cq=cq,
         rec=rec,
         rec_users=users,

@@ -23,6 +23,14 @@ from mmpc.metrics.aggregate import mean_std
 
 REC_HEADERS = {f"{m}@{k}": f"{m[0].upper()}@{k}" for k in KS for m in ("recall", "ndcg")}
 REL_DIFF = "Rel. Diff. (vs. GT)"
+# The paper's per-recommender tables: (I→T, T→I) table numbers by recommender (lower case).
+PAPER_REC_TABLES = {"vbpr": (12, 13), "bm3": (14, 15), "freedom": (16, 17)}
+
+
+def rec_table_number(model: str, task: str) -> str:
+    """``"Table N: "`` for a recommender the paper has a table for (Tables 12-17), else ``""``."""
+    numbers = PAPER_REC_TABLES.get(model.lower())
+    return f"Table {numbers[0 if task == 'i2t' else 1]}: " if numbers else ""
 
 
 def condition_label(condition: str, kind: str) -> str:
@@ -80,13 +88,23 @@ def rec_tables(inp: ReportInputs) -> list[Table]:
         tables.append(
             Table(
                 f"rec_{model}_{task}",
-                inp.label(f"{model} on {TASK_LABELS[task]}: Recall/NDCG@K by category"),
+                inp.label(
+                    f"{rec_table_number(model, task)}{model} on {TASK_LABELS[task]}: "
+                    "Recall/NDCG@K by category"
+                ),
                 values,
                 shown,
                 f"mean over {n_seeds} seed(s); {REL_DIFF} = (best completer − GT) / GT",
             )
         )
-    return tables
+    # The paper's order (VBPR, BM3, FREEDOM; I→T before T→I), other recommenders after.
+    return sorted(tables, key=lambda t: (_paper_rank(t.key), t.key))
+
+
+def _paper_rank(key: str) -> int:
+    model, task = key.removeprefix("rec_").rsplit("_", 1)
+    numbers = PAPER_REC_TABLES.get(model.lower())
+    return numbers[0 if task == "i2t" else 1] if numbers else 99
 
 
 def rec_overall_tables(inp: ReportInputs) -> list[Table]:
@@ -112,7 +130,7 @@ def rec_overall_tables(inp: ReportInputs) -> list[Table]:
             Table(
                 f"rec_overall_{task}",
                 inp.label(
-                    f"{TASK_LABELS[task]} RecBench overall (mean over recommenders, "
+                    f"Table 6: {TASK_LABELS[task]} RecBench overall (mean over recommenders, "
                     "categories, seeds)"
                 ),
                 values,
@@ -280,7 +298,8 @@ def heatmap_figures(inp: ReportInputs, out: Path) -> list[Figure]:
                 ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize=7)
         fig.colorbar(image, ax=ax, label=f"{REC_HEADERS[metric]} rel. diff. vs GT (%)")
         title = inp.label(
-            f"{TASK_LABELS[task]} RecBench degradation vs ground truth ({REC_HEADERS[metric]})"
+            f"Fig. 4: {TASK_LABELS[task]} RecBench degradation vs ground truth "
+            f"({REC_HEADERS[metric]})"
         )
         ax.set_title(title, fontsize=10)
         path = out / f"heatmap_{task}.png"

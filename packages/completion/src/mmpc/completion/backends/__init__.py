@@ -21,6 +21,7 @@ _EXPORTS = {
     "ChatPromptBuilder": "mmpc.completion.backends.prompting",
     "OfflineVLMPromptBuilder": "mmpc.completion.backends.prompting",
     "prompt_builder": "mmpc.completion.backends.prompting",
+    "TitlePromptBaseline": "mmpc.completion.backends.title_prompt",
 }
 
 _lazy_names, __getattr__, _ = lazy_exports(__name__, _EXPORTS)
