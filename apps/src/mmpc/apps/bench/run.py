@@ -3,7 +3,9 @@
 ``run_bench`` is the whole of ``mmpc bench`` once the configuration is read: it records the
 configuration in the run folder, builds the stage graph (:mod:`mmpc.apps.bench.graph`), lets the
 executor (:mod:`mmpc.apps.bench.executors`) run or skip every stage, records every stage's status
-and writes the report from the run folder.
+and writes the report from the run folder. It holds the run folder's lock
+(:mod:`mmpc.apps.bench.lock`) from start to end, and a full disk anywhere ends it with
+:class:`~mmpc.apps.bench.disk.DiskFullError`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmpc.apps.bench.config import BenchConfig, run_dir
+from mmpc.apps.bench.disk import disk_full_guard
 from mmpc.apps.bench.executors.factory import make_executor
 from mmpc.apps.bench.graph import build_stages
+from mmpc.apps.bench.lock import RunLock
+from mmpc.apps.bench.runner import StageRunner
 from mmpc.apps.bench.stages import StageResult
 from mmpc.apps.report.html import write_report
 from mmpc.apps.report.load import load_run
@@ -42,15 +47,36 @@ def write_status(rdir: Path, results: list[StageResult]) -> None:
     )
 
 
-def run_bench(cfg: BenchConfig, show_progress: bool = True) -> tuple[Path, list[StageResult]]:
-    """Run every stage (skipping finished ones) with the configured executor and write the
-    report; returns (report, results)."""
+def run_bench(
+    cfg: BenchConfig, show_progress: bool = True, full_verify: bool = False
+) -> tuple[Path, list[StageResult]]:
+    """Run every stage (skipping finished ones whose files still match their manifests; with
+    ``full_verify`` every finished stage's files are hashed) with the configured executor and
+    write the report; returns (report, results).
+
+    Raises:
+        RunLockedError: another live process holds the run folder.
+        DiskFullError: the run folder's filesystem filled up.
+    """
     rdir = run_dir(cfg)
-    rdir.mkdir(parents=True, exist_ok=True)
+    with disk_full_guard(rdir):
+        rdir.mkdir(parents=True, exist_ok=True)
+        with RunLock(rdir, log=lambda line: print(line, flush=True)):
+            return _run_locked(cfg, rdir, show_progress, full_verify)
+
+
+def _run_locked(
+    cfg: BenchConfig, rdir: Path, show_progress: bool, full_verify: bool
+) -> tuple[Path, list[StageResult]]:
     atomic_write_json(rdir / CONFIG, asdict(cfg), sort_keys=True, default=str)
     executor = make_executor(cfg, rdir, show_progress)
     start = time.perf_counter()
-    results = executor.run(build_stages(cfg))
+    stages = build_stages(cfg)
+    runner = getattr(executor, "runner", None)  # the driver's runner decides what is trusted
+    if isinstance(runner, StageRunner):
+        runner.full_verify = full_verify
+        runner.set_graph(stages)
+    results = executor.run(stages)
     write_status(rdir, results)
     t0 = time.perf_counter()
     inputs = load_run(rdir, results, cfg.report)
