@@ -79,7 +79,7 @@ def check_outputs(folder: Path, manifest: Mapping[str, Any], full: bool = False)
         what = _describe(recorded, actual)
     else:
         what = "a file's contents changed"
-    return Check(False, f"{what}; its files no longer match the manifest's outputs_sha256")
+    return Check(False, f"{what} (the files' hash differs from the manifest's)")
 
 
 def refresh_file_stats(folder: Path, manifest: Mapping[str, Any]) -> None:
