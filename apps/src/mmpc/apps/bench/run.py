@@ -11,11 +11,12 @@ and writes the report from the run folder. It holds the run folder's lock
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from mmpc.apps.bench.config import BenchConfig, run_dir
-from mmpc.apps.bench.disk import disk_full_guard
+from mmpc.apps.bench.disk import DiskFullError, disk_full_guard
 from mmpc.apps.bench.executors.factory import make_executor
 from mmpc.apps.bench.graph import build_stages
 from mmpc.apps.bench.lock import RunLock
@@ -47,6 +48,20 @@ def write_status(rdir: Path, results: list[StageResult]) -> None:
     )
 
 
+_DISK_FULL = "no space left on device"
+
+
+def _verify_lines_to(
+    shown: Callable[[str], None], other: Callable[[str], None]
+) -> Callable[[str], None]:
+    """A log that shows ``[verify]`` lines to the user and sends the rest to ``other``."""
+
+    def log(line: str) -> None:
+        (shown if line.startswith("[verify]") else other)(line)
+
+    return log
+
+
 def run_bench(
     cfg: BenchConfig, show_progress: bool = True, full_verify: bool = False
 ) -> tuple[Path, list[StageResult]]:
@@ -76,7 +91,12 @@ def _run_locked(
     if isinstance(runner, StageRunner):
         runner.full_verify = full_verify
         runner.set_graph(stages)
+        if runner.log is not executor.log:  # Ray's runner logs to a file: show [verify] lines
+            runner.log = _verify_lines_to(executor.log, runner.log)
     results = executor.run(stages)
+    full = [r for r in results if r.status == "failed" and _DISK_FULL in r.reason.lower()]
+    if full:  # a Ray task's full disk comes back as a failed stage: the run ends all the same
+        raise DiskFullError(rdir, full[0].name)
     write_status(rdir, results)
     t0 = time.perf_counter()
     inputs = load_run(rdir, results, cfg.report)
