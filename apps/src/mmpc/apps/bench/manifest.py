@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -72,12 +73,22 @@ def tree_hash(folder: Path, exclude: Iterable[str] = OUTPUT_EXCLUDE) -> str:
 
 def file_stats(folder: Path, exclude: Iterable[str] = OUTPUT_EXCLUDE) -> dict[str, list[int]]:
     """``{relative path: [size, mtime_ns]}`` of every output file: what a rename keeps and an
-    edit, a truncation or a replacement changes (the manifest's ``files``)."""
+    edit, a truncation or a replacement changes (the manifest's ``files``). One ``stat`` per
+    file (``os.scandir``), the check that runs before every skipped stage."""
+    skip = set(exclude)
     out: dict[str, list[int]] = {}
-    for rel, path in output_files(folder, exclude):
-        st = path.stat()
-        out[rel] = [st.st_size, st.st_mtime_ns]
-    return out
+    todo = [(folder, "")]
+    while todo:
+        path, prefix = todo.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):  # as rglob: links to folders not followed
+                    todo.append((Path(entry.path), rel + "/"))
+                elif entry.is_file(follow_symlinks=True) and rel not in skip:
+                    st = entry.stat(follow_symlinks=True)
+                    out[rel] = [st.st_size, st.st_mtime_ns]
+    return dict(sorted(out.items()))
 
 
 def package_versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
