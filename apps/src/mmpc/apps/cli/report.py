@@ -7,7 +7,9 @@ as does a run folder whose lock another live ``mmpc bench`` or ``mmpc report`` h
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +50,9 @@ def _run(argv: list[str]) -> int:
         cfg.grpo_log = str(args.grpo_log)
     from mmpc.apps.bench.lock import RunLock
 
-    with RunLock(run):
+    # a read-only run folder has no writer to wait for (and no room for a lock file)
+    lock = RunLock(run) if os.access(run, os.W_OK) else contextlib.nullcontext()
+    with lock:
         files = write_report(load_run(run, None, cfg), out)
     print(f"report: {files.html}")
     return 0
