@@ -250,6 +250,8 @@ CASES: list[Case] = [
      lambda i, o: f"${UNSET_KEY} is not set (or empty); export it, or set api_key_env: null"),
     ("bench-runs-below-file", 2, lambda i, o: _bench(i, i.file / "runs"),
      lambda i, o: str(i.file / "runs")),
+    ("bench-verify-only-no-run", 2, lambda i, o: _bench(i, o, "--verify-only"),
+     lambda i, o: str(o / "tiny")),
     # mmpc report
     ("report-missing-run", 2, lambda i, o: ["report", str(i.tmp / "nope"), "--out", str(o)],
      lambda i, o: str(i.tmp / "nope")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -57,9 +58,17 @@ class ItemLog:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("a", encoding="utf-8")
-        self._fh.write(canonical_json(dict(record)) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(canonical_json(dict(record)) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except BaseException:
+            # e.g. a full disk: drop what is buffered (the torn line on disk is dropped on the
+            # next open) instead of leaving it to be flushed, and complained about, at exit
+            fh, self._fh = self._fh, None
+            with contextlib.suppress(OSError):
+                fh.close()
+            raise
         self._records[str(record[self.key_field])] = dict(record)
 
     def close(self) -> None:

@@ -5,7 +5,10 @@
 * The *outputs hash* of a finished stage is the sha256 over every file of its folder (relative
   path and content), the manifest and the fingerprint marker excluded (:func:`tree_hash`).
 * The manifest (:func:`write_manifest`) records both, with the config hash, the package versions,
-  the counts, the duration and the stage's notes, as sorted, indented JSON.
+  the counts, the duration, the stage's notes and ``files``: each output file's size and
+  modification time in ns (:func:`file_stats`), the cheap first check of
+  :mod:`mmpc.apps.bench.verify`. Manifests written before ``files`` existed are still read; they
+  are checked by their ``outputs_sha256`` alone.
 
 These formats are those of every run folder made so far: changing a byte here makes every old
 run recompute.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -48,17 +52,43 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
-def tree_hash(folder: Path, exclude: Iterable[str] = (MANIFEST, FINGERPRINT)) -> str:
-    """sha256 over ``(relative path, file sha256)`` of every file under ``folder``, sorted."""
+OUTPUT_EXCLUDE = (MANIFEST, FINGERPRINT)
+
+
+def output_files(folder: Path, exclude: Iterable[str] = OUTPUT_EXCLUDE) -> list[tuple[str, Path]]:
+    """``(relative path, path)`` of every output file under ``folder``, sorted by path."""
     skip = set(exclude)
-    digest = hashlib.sha256()
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    for path in files:
-        rel = path.relative_to(folder).as_posix()
-        if rel in skip:
-            continue
+    found = ((p.relative_to(folder).as_posix(), p) for p in files)
+    return [(rel, path) for rel, path in found if rel not in skip]
+
+
+def tree_hash(folder: Path, exclude: Iterable[str] = OUTPUT_EXCLUDE) -> str:
+    """sha256 over ``(relative path, file sha256)`` of every file under ``folder``, sorted."""
+    digest = hashlib.sha256()
+    for rel, path in output_files(folder, exclude):
         digest.update(f"{rel}\0{file_sha256(path)}\n".encode())
     return digest.hexdigest()
+
+
+def file_stats(folder: Path, exclude: Iterable[str] = OUTPUT_EXCLUDE) -> dict[str, list[int]]:
+    """``{relative path: [size, mtime_ns]}`` of every output file: what a rename keeps and an
+    edit, a truncation or a replacement changes (the manifest's ``files``). One ``stat`` per
+    file (``os.scandir``), the check that runs before every skipped stage."""
+    skip = set(exclude)
+    out: dict[str, list[int]] = {}
+    todo = [(folder, "")]
+    while todo:
+        path, prefix = todo.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):  # as rglob: links to folders not followed
+                    todo.append((Path(entry.path), rel + "/"))
+                elif entry.is_file(follow_symlinks=True) and rel not in skip:
+                    st = entry.stat(follow_symlinks=True)
+                    out[rel] = [st.st_size, st.st_mtime_ns]
+    return dict(sorted(out.items()))
 
 
 def package_versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
@@ -112,6 +142,7 @@ def write_manifest(
             "duration_s": round(duration_s, 3),
             "versions": package_versions(),
             "outputs_sha256": tree_hash(folder),
+            "files": file_stats(folder),
             "notes": notes,
         },
         sort_keys=True,

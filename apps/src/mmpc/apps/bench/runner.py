@@ -18,11 +18,18 @@ For a stage ``S`` of run folder ``R`` (see :mod:`mmpc.apps.bench.stages`):
   :meth:`StageRunner.run_part` per part, in any process, then :meth:`StageRunner.execute`).
 
 The runner is where a run folder is trusted: each decision to skip, resume or redo a stage is
-taken in :meth:`StageRunner.prepare`.
+taken in :meth:`StageRunner.prepare`, and :meth:`StageRunner.current_manifest` trusts a finished
+stage only when its files still match its manifest (:mod:`mmpc.apps.bench.verify`: sizes and
+times first, the hash when they differ or with ``full_verify``). A *damaged* stage (files that do
+not match, a folder without its manifest, or a missing folder that a finished stage was computed
+from) is redone with every stage downstream of it, whatever its new outputs hash: their manifests
+(and its own) are removed at once, so a run killed before they are redone redoes them too. One
+``[verify]`` line says which and why. The graph comes from :meth:`StageRunner.set_graph`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -31,6 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmpc.apps.bench.disk import DiskFullError, is_disk_full
 from mmpc.apps.bench.manifest import inputs_fingerprint, read_manifest, write_manifest
 from mmpc.apps.bench.stages import (
     FINGERPRINT,
@@ -41,6 +49,12 @@ from mmpc.apps.bench.stages import (
     StageResult,
     StageUnavailableError,
     check_stage_name,
+)
+from mmpc.apps.bench.verify import (
+    check_outputs,
+    downstream_of,
+    finished_reader,
+    refresh_file_stats,
 )
 from mmpc.metrics.files import atomic_write_text
 
@@ -53,11 +67,19 @@ class StageRunner:
         run_dir: Path | str,
         show_progress: bool = True,
         log: Callable[[str], None] | None = None,
+        full_verify: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
         self.log = log or (lambda line: print(line, flush=True))
         self.results: dict[str, StageResult] = {}
+        self.full_verify = full_verify
+        self.readers: dict[str, list[str]] = {}
+        self.invalidated: set[str] = set()
+
+    def set_graph(self, stages: Sequence[Stage]) -> None:
+        """Tell the runner the whole stage graph, so a damaged stage's downstream is known."""
+        self.readers = downstream_of(stages)
 
     def path(self, name: str) -> Path:
         """Final output folder of stage ``name`` (checked to stay inside the run folder)."""
@@ -85,7 +107,56 @@ class StageRunner:
         """The manifest of stage ``name`` when it carries ``fingerprint``, else None: the one
         place that decides whether a finished stage is trusted and skipped."""
         man = self.manifest(name)
-        return man if man is not None and man.get("fingerprint") == fingerprint else None
+        if man is None or man.get("fingerprint") != fingerprint:
+            return None
+        folder = self.path(name)
+        check = check_outputs(folder, man, full=self.full_verify)
+        if not check.ok:
+            self.damaged(name, check.reason)
+            return None
+        if check.stale_stats:  # same contents, new times (a copy, a touch): record them
+            with contextlib.suppress(OSError):  # only makes the next check cheaper
+                refresh_file_stats(folder, man)
+        return man
+
+    def damaged(self, name: str, reason: str) -> None:
+        """Distrust stage ``name`` and every finished stage downstream of it (their manifests
+        are removed, so they are redone even if ``name`` comes out the same), in one line."""
+        below: list[str] = []
+        todo = list(self.readers.get(name, []))
+        while todo:
+            reader = todo.pop(0)
+            if reader in below:
+                continue
+            below.append(reader)
+            todo.extend(self.readers.get(reader, []))
+        for stage in [name, *below]:
+            (self.path(stage) / MANIFEST).unlink(missing_ok=True)
+        self.invalidated.update([name, *below])
+        shown = ", ".join(below[:4]) + (f" and {len(below) - 4} more" if len(below) > 4 else "")
+        tail = f" and the {len(below)} stage(s) downstream ({shown})" if below else ""
+        self.log(f"[verify] {name}: damaged: {reason}; redoing it{tail}")
+
+    def _check_unfinished(self, name: str) -> None:
+        """A stage without a current manifest: damaged when its folder lost its manifest, or
+        when its folder is gone though a finished stage was computed from it."""
+        if name in self.invalidated:
+            return
+        final = self.path(name)
+        if final.is_dir():
+            if not (final / MANIFEST).exists():
+                self.damaged(name, f"{MANIFEST} is missing")
+            return
+        if (self.partial(name) / MANIFEST).exists():
+            return  # finished, stopped before the rename: moved into place on execute
+        reader = finished_reader(self.run_dir, name, self.readers.get(name, []))
+        if reader is not None:
+            self.damaged(name, f"its folder is missing but {reader} was computed from it")
+
+    def _drop_partial(self, name: str, why: str) -> None:
+        partial = self.partial(name)
+        shutil.rmtree(partial)
+        self.log(f"[stage] {name}: removed {partial.name} ({why})")
 
     def partial(self, name: str) -> Path:
         """The folder stage ``name`` runs in."""
@@ -117,7 +188,11 @@ class StageRunner:
             return self.record(StageResult(stage.name, "unavailable", 0.0, reason=reason))
         fingerprint = self.fingerprint(stage)
         man = self.current_manifest(stage.name, fingerprint)
+        partial = self.partial(stage.name)
+        marker = partial / FINGERPRINT
         if man is not None:
+            if partial.exists():  # left by a run of other settings, or by a redo
+                self._drop_partial(stage.name, "the stage is finished")
             return self.record(
                 StageResult(
                     stage.name,
@@ -127,10 +202,9 @@ class StageRunner:
                     fingerprint=fingerprint,
                 )
             )
-        partial = self.partial(stage.name)
-        marker = partial / FINGERPRINT
+        self._check_unfinished(stage.name)
         if partial.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
-            shutil.rmtree(partial)
+            self._drop_partial(stage.name, "left by other settings")
         partial.mkdir(parents=True, exist_ok=True)
         if not marker.exists():
             atomic_write_text(marker, fingerprint + "\n")
@@ -149,6 +223,13 @@ class StageRunner:
         start = time.perf_counter() if start is None else start
         fingerprint = self.fingerprint(stage)
         final, partial = self.path(stage.name), self.partial(stage.name)
+        pman = read_manifest(partial)
+        if pman is not None and (
+            pman.get("fingerprint") != fingerprint or not check_outputs(partial, pman).ok
+        ):  # finished but not trusted: done again from an empty partial folder
+            self._drop_partial(stage.name, "its files do not match its manifest")
+            partial.mkdir(parents=True)
+            atomic_write_text(partial / FINGERPRINT, fingerprint + "\n")
         if not (partial / MANIFEST).exists():
             (partial / "error.txt").unlink(missing_ok=True)  # from an attempt that failed
             ctx = self.context(stage)
@@ -161,6 +242,8 @@ class StageRunner:
                     )
                 )
             except Exception as err:  # a broken stage must not hide the others' results
+                if is_disk_full(err):  # the whole run stops: nothing else can be written
+                    raise DiskFullError(self.run_dir, stage.name) from err
                 atomic_write_text(partial / "error.txt", traceback.format_exc())
                 first = (str(err).splitlines() or [""])[0]
                 reason = f"failed: {type(err).__name__}: {first} (see {partial / 'error.txt'})"
@@ -207,6 +290,8 @@ class StageRunner:
 
     def run_all(self, stages: Sequence[Stage]) -> list[StageResult]:
         """Run ``stages`` in order (inputs first) and return their results."""
+        if not self.readers:
+            self.set_graph(stages)
         return [self.run(stage) for stage in stages]
 
     def record(self, result: StageResult) -> StageResult:

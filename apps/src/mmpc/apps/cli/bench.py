@@ -6,12 +6,17 @@ Usage::
     mmpc bench --config apps/configs/bench/paper.yaml --dry-run --gpus 8
     mmpc bench --executor ray                    # the stages as Ray tasks (docs/bench.md)
     mmpc bench --config apps/configs/bench/tiny.yaml --recbench.seeds='[0,1]'
+    mmpc bench --config apps/configs/bench/tiny.yaml --verify-only   # check, write nothing
 
 The configuration is read by jsonargparse from the dataclasses of
 :mod:`mmpc.apps.bench.config` (YAML plus ``--section.key=value`` overrides). Bad input (an unknown
 key, a bad value, a missing config or catalogue, a runs folder that cannot be created) ends the
 command with one line on stderr and exit code 2 before anything is written. ``--help`` is a
 short summary (no jsonargparse import); ``--help-all`` lists every key with its type and default.
+A run folder held by another live ``mmpc bench`` or ``mmpc report`` is refused the same way
+(exit 2); a full disk ends the run with one line and exit code 3. ``--verify-only`` checks every
+finished stage's files against its manifest (hashing them), lists the damaged ones and writes
+nothing: exit 0 when all match, 2 when some do not.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from mmpc.apps.bench import config as bench_config
 from mmpc.apps.bench.config import BenchConfig
-from mmpc.apps.cli.errors import check_catalog_dir, check_output_dir, run_guarded
+from mmpc.apps.cli.errors import (
+    EXIT_INPUT,
+    EXIT_RESOURCE,
+    check_catalog_dir,
+    check_input_path,
+    check_output_dir,
+    run_guarded,
+)
 from mmpc.apps.config_files import find_config
 
 if TYPE_CHECKING:
@@ -43,7 +55,7 @@ def short_help() -> str:
     """Usage, options and the config's sections, from :class:`BenchConfig` (no jsonargparse)."""
     lines = [
         "usage: mmpc bench [--config FILE] [--dry-run [--gpus N]] [--executor local|ray] [--quiet]"
-        " [--section.key=value ...]",
+        " [--verify | --verify-only] [--section.key=value ...]",
         "",
         __doc__.splitlines()[0].replace("``", ""),
         "",
@@ -53,6 +65,10 @@ def short_help() -> str:
         "  --gpus N       GPUs of the --dry-run wall-time estimate (default 1)",
         "  --executor ray run the stages as Ray tasks (default: local; docs/bench.md)",
         "  --quiet        no progress bars",
+        "  --verify       hash every finished stage's files before trusting it (default: only",
+        "                 when their sizes or times changed)",
+        "  --verify-only  check every finished stage against its manifest, list the damaged",
+        "                 ones, write nothing (exit 0: all match, 2: some do not)",
         "  --help-all     every config key with its type and default",
         "",
         "config keys (YAML, or --key=value / --section.key=value on the command line):",
@@ -87,6 +103,14 @@ def build_parser() -> ArgumentParser:
         "--gpus", type=int, default=1, help="GPUs of the --dry-run wall-time estimate"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--verify", action="store_true", help="hash every finished stage before trusting it"
+    )
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="check every finished stage against its manifest and list the damaged ones",
+    )
     parser.add_class_arguments(BenchConfig, None)
     return parser
 
@@ -116,6 +140,29 @@ def check_paths(cfg: BenchConfig) -> None:
     check_output_dir(Path(cfg.runs_dir) / cfg.name, "run folder (--runs_dir/--name)")
 
 
+def verify_only(cfg: BenchConfig) -> int:
+    """``--verify-only``: one line per damaged stage, a summary; 0 when none, else 2."""
+    from mmpc.apps.bench.config import run_dir
+    from mmpc.apps.bench.graph import build_stages
+    from mmpc.apps.bench.verify import verify_run
+
+    rdir = check_input_path(run_dir(cfg), "run folder (--runs_dir/--name)")
+    stages = build_stages(cfg)
+    damaged = verify_run(rdir, stages, full=True)
+    for name, reason in damaged.items():
+        print(f"[verify] {name}: damaged: {reason}")
+    finished = sum(1 for s in stages if (rdir / s.name).is_dir())
+    if damaged:
+        print(
+            f"mmpc bench: {len(damaged)} of {len(stages)} stage(s) damaged; the next mmpc bench "
+            f"redoes them and the stages downstream ({rdir})",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    print(f"[verify] {finished} finished stage(s) match their manifests ({rdir})")
+    return 0
+
+
 def _run(argv: list[str]) -> int:
     cfg, ns = _parse(argv)
     if ns.dry_run:  # plans without reading or writing anything
@@ -123,7 +170,10 @@ def _run(argv: list[str]) -> int:
 
         print(format_plan(cfg, make_plan(cfg), gpus=ns.gpus))
         return 0
+    if ns.verify_only:
+        return verify_only(cfg)
     check_paths(cfg)
+    from mmpc.apps.bench.disk import DiskFullError
     from mmpc.apps.bench.executors.netns import reexec_isolated_if_needed
     from mmpc.apps.bench.run import run_bench
 
@@ -131,7 +181,11 @@ def _run(argv: list[str]) -> int:
     from mmpc.apps.bench.kinds.complete import check_served
 
     check_served(cfg)  # after the re-exec: the endpoints as the stages will see them
-    report, results = run_bench(cfg, show_progress=not ns.quiet)
+    try:
+        report, results = run_bench(cfg, show_progress=not ns.quiet, full_verify=ns.verify)
+    except DiskFullError as err:
+        print(f"mmpc bench: {err}", file=sys.stderr)
+        return EXIT_RESOURCE
     missing = [r for r in results if r.status in ("unavailable", "failed")]
     print(f"report: {report}")
     if missing:

@@ -1,12 +1,15 @@
 """``mmpc report RUN``: (re)write the Markdown + HTML report of a bench run folder.
 
 A run folder is one that ``mmpc bench`` wrote: it holds ``bench_config.json`` or ``status.json``.
-Bad input ends the command with one line on stderr and exit code 2 (:mod:`mmpc.apps.cli.errors`).
+Bad input ends the command with one line on stderr and exit code 2 (:mod:`mmpc.apps.cli.errors`),
+as does a run folder whose lock another live ``mmpc bench`` or ``mmpc report`` holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +48,12 @@ def _run(argv: list[str]) -> int:
     cfg = ReportConfig(**options)
     if args.grpo_log is not None:
         cfg.grpo_log = str(args.grpo_log)
-    files = write_report(load_run(run, None, cfg), out)
+    from mmpc.apps.bench.lock import RunLock
+
+    # a read-only run folder has no writer to wait for (and no room for a lock file)
+    lock = RunLock(run) if os.access(run, os.W_OK) else contextlib.nullcontext()
+    with lock:
+        files = write_report(load_run(run, None, cfg), out)
     print(f"report: {files.html}")
     return 0
 
