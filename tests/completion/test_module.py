@@ -142,7 +142,7 @@ def test_title_prompt_baseline_renders_the_cover_of_the_nearest_title(
     from sentence_transformers import SentenceTransformer
 
     from mmpc.completion.backends import TitlePromptBaseline as Exported
-    from mmpc.completion.backends.retrieval import minilm_folder
+    from mmpc.metrics.backbones import minilm_path
 
     assert Exported is TitlePromptBaseline
     module = CompletionModule(
@@ -157,7 +157,7 @@ def test_title_prompt_baseline_renders_the_cover_of_the_nearest_title(
     # independently: the MiniLM title embedding nearest to the item's own title, among the items
     # outside the completed sample
     refs = [i for i in sorted(tiny_catalog.items.index) if i not in set(done)]
-    encoder = SentenceTransformer(str(minilm_folder()), device="cpu", local_files_only=True)
+    encoder = SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
     titles = tiny_catalog.items["title"].astype(str)
     ref_emb = encoder.encode(list(titles[refs]), normalize_embeddings=True)
     images = output_dir(tmp_path, "title-retrieval", "t2i") / "images"
