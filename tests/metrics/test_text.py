@@ -180,3 +180,31 @@ def test_bad_input_is_one_clear_error() -> None:
         token_overlap(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="reduction"):
         TokenOverlap(reduction="sum")
+
+
+def test_tfidf_pair_scores_do_not_depend_on_the_hash_seed() -> None:
+    """Reruns in other processes (other PYTHONHASHSEED) give bit-identical scores."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import random\n"
+        "from mmpc.metrics.functional.text import tfidf_pair_scores as f\n"
+        "rng = random.Random(0)\n"
+        "words = [f'w{i}x' for i in range(40)]\n"
+        "pairs = [(' '.join(rng.choices(words, k=12)), ' '.join(rng.choices(words, k=12)))"
+        " for _ in range(200)]\n"
+        "print([repr(f(a, b)) for a, b in pairs])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(outs) == 1, outs

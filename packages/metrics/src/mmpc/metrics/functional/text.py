@@ -123,10 +123,12 @@ def tfidf_pair_scores(
     norm_b = math.sqrt(sum(w * w for w in weights_b.values()))
     dot = sum(w * weights_b[t] for t, w in weights_a.items() if t in weights_b)
     cosine = min(max(dot / (norm_a * norm_b), 0.0), 1.0)
-    # ||u - v||^2 over the union of terms, with u, v the l2-normalised vectors.
+    # ||u - v||^2 over the union of terms, with u, v the l2-normalised vectors. Summed in sorted
+    # term order: a set's order follows the per-process string hash seed, and another order moves
+    # the last bit of the sum, so a rerun in another process would not be bit-identical.
     sq_dist = sum(
         (weights_a.get(t, 0.0) / norm_a - weights_b.get(t, 0.0) / norm_b) ** 2
-        for t in weights_a.keys() | weights_b.keys()
+        for t in sorted(weights_a.keys() | weights_b.keys())
     )
     return cosine, 1.0 / (1.0 + math.sqrt(sq_dist))
 
