@@ -6,7 +6,6 @@ data, Amazon raw files and the tiny Llama policy from ``tests/_fixtures``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,6 @@ from tests._fixtures.completion_models import (  # noqa: F401  (fixtures)
 )
 from tests._fixtures.mmrec import make_mmrec_folder
 from tests._fixtures.tiny_llama import build_tiny_llama, write_short_template
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread for the tiny models: faster on the shared two-core box."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
