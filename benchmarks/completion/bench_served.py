@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--port", type=int, default=18201)
     parser.add_argument("--cb-num-blocks", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=1, help="the server's OpenMP threads")
+    parser.add_argument("--threads", type=int, default=2, help="the server's OpenMP threads")
     args = parser.parse_args(argv)
     _isolate()
     smol = convert_gguf(smollm2_gguf())
