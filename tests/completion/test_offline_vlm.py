@@ -16,6 +16,7 @@ from mmpc.completion.backends import OfflineVisionLM
 from mmpc.completion.backends.base import BackendContext, Request
 from mmpc.completion.backends.offline_vlm import (
     AttributeProbe,
+    LexiconConstraint,
     _lexicon_state,
     perceived_messages,
     probe_training_ids,
@@ -152,3 +153,31 @@ def test_offline_vlm_decodes_titles_from_the_probe_words(
         assert _lexicon_state(title, frozenset(seen.words))[0], answer
         if answer.endswith('"}'):
             assert parse_answer(answer, "title").ok
+
+
+def test_lexicon_constraint_never_leaves_a_started_word_unfinished() -> None:
+    """Every text reachable under the constraint that is the start of a word, not yet a word,
+    can go on with a token other than the closing quote (the demo's greedy SmolLM2 once ended
+    titles as ``Loomberry, L``: ``" L"`` came from another word and nothing finished it)."""
+    from transformers import AutoTokenizer
+
+    from mmpc.completion.backends.textllm import smollm2_gguf
+
+    gguf = smollm2_gguf()  # SmolLM2's own tokenizer, read from the packaged GGUF
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    words = ("loomberry", "large", "lime", "dot")  # lower case, as Perception.words
+    constraint = LexiconConstraint(tokenizer, [words], 0, tokenizer.eos_token_id)
+    lexicon, close = frozenset(words), constraint.close_ids[0]
+    frontier, seen, stuck = [[]], set(), []
+    while frontier:
+        ids = frontier.pop()
+        title = tokenizer.decode(ids)
+        if title in seen or len(ids) > 8:
+            continue
+        seen.add(title)
+        allowed = constraint(0, torch.tensor(ids, dtype=torch.long))
+        if title and not _lexicon_state(title, lexicon)[1] and allowed == [close]:
+            stuck.append(title)
+        frontier += [[*ids, t] for t in allowed if t != close and t not in constraint.eos_ids]
+    assert len(seen) > 20  # the walk went somewhere
+    assert stuck == []

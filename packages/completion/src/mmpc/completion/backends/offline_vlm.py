@@ -286,7 +286,8 @@ class LexiconConstraint:
 
     Each row may write the words its probe named (each at most once, any case, separated by a
     space or a comma), then close the JSON string with ``"}`` and stop; which words, their order,
-    case and when to stop are the language model's choice.
+    case and when to stop are the language model's choice. Every started word can be finished:
+    the allowed tokens include those of each word's tails.
 
     Args:
         tokenizer: the language model's tokenizer.
@@ -314,7 +315,11 @@ class LexiconConstraint:
             ids: set[int] = set(tokenizer(",", add_special_tokens=False)["input_ids"])
             for word in words:
                 for form in {word, word.capitalize()}:
-                    for text in (form, " " + form):
+                    # the word's own tokens, and those of each of its tails: a row that wrote
+                    # the start of a word with a token taken from another word (``" L"`` of
+                    # ``Loomberry`` towards ``Large``) can always finish it, never a dead end
+                    tails = [form[k:] for k in range(1, len(form))]
+                    for text in (form, " " + form, *tails):
                         ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
             self.candidates.append(sorted(ids))
         every = {i for ids in self.candidates for i in ids} | set(self.close_ids)
