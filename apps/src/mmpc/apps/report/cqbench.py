@@ -49,11 +49,7 @@ def cq_tables(inp: ReportInputs, row: str) -> list[Table]:
         return []
     over = "category" if row == "completer" else "completer"
     tables = []
-    for task in ("i2t", "t2i"):
-        metrics = inp.task_metrics(task)
-        sub = inp.cq[inp.cq["task"] == task]
-        if not metrics or sub.empty:
-            continue
+    for task, metrics, sub in inp.cq_tasks():
         summary = two_level_summary(sub, row, over, [m.key for m in metrics])
         spread = sub[over].nunique() >= 2
         shown = pd.DataFrame(index=summary.index)
@@ -88,11 +84,9 @@ def radar_figures(inp: ReportInputs, out: Path) -> list[Figure]:
     figs = []
     if inp.cq is None or inp.cq.empty:
         return figs
-    for task in ("i2t", "t2i"):
-        metrics = inp.task_metrics(task)
-        sub = inp.cq[inp.cq["task"] == task]
+    for task, metrics, sub in inp.cq_tasks():
         # Normalised across completers: one completer would score 1 on every axis.
-        if not metrics or sub["completer"].nunique() < 2:
+        if sub["completer"].nunique() < 2:
             continue
         summary = two_level_summary(sub, "completer", "category", [m.key for m in metrics])
         means = pd.DataFrame({m.key: summary[(m.key, "mean")] for m in metrics})
@@ -133,11 +127,7 @@ def completer_category_tables(inp: ReportInputs) -> list[Table]:
     if inp.cq is None or inp.cq.empty:
         return []
     tables = []
-    for task in ("i2t", "t2i"):
-        metrics = inp.task_metrics(task)
-        sub = inp.cq[inp.cq["task"] == task]
-        if not metrics or sub.empty:
-            continue
+    for task, metrics, sub in inp.cq_tasks():
         groups = sub.groupby(["completer", "category"], sort=True)
         values = pd.DataFrame(
             {

@@ -22,6 +22,7 @@ Shapes (one row per unit; metric columns are floats, NaN where a metric does not
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,14 @@ class ReportInputs:
     def label(self, title: str) -> str:
         """``title`` with ``(synthetic)`` appended when the catalogue is synthetic."""
         return f"{title} (synthetic)" if self.synthetic else title
+
+    def cq_tasks(self) -> Iterator[tuple[str, list[MetricInfo], pd.DataFrame]]:
+        """``(task, its metrics, its CQBench rows)`` for each task that has both."""
+        for task in ("i2t", "t2i"):
+            metrics = self.task_metrics(task)
+            sub = self.cq[self.cq["task"] == task] if self.cq is not None else None
+            if metrics and sub is not None and not sub.empty:
+                yield task, metrics, sub
 
     def task_metrics(self, task: str) -> list[MetricInfo]:
         """The metrics of ``task`` that have at least one finite value in ``cq``."""
