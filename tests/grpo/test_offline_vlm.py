@@ -109,9 +109,9 @@ def test_grpo_trains_lora_of_the_stand_in_and_the_adapter_loads(
                         {"role": "system", "content": default_template("i2t").system.strip()},
                         {
                             "role": "user",
-                            "content": caption.caption
+                            "content": request.messages[1]["content"][1]["text"]
                             + "\n\n"
-                            + request.messages[1]["content"][1]["text"],
+                            + caption.caption,
                         },
                     ]
                 ],

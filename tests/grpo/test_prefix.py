@@ -20,6 +20,7 @@ from mmpc.grpo.prefix import (
     groups_of,
     shared_prefix_cache,
     shared_prefix_logits,
+    split_common_prefix,
 )
 from mmpc.grpo.rewards import JsonFormatReward
 
@@ -67,6 +68,21 @@ def test_groups_of() -> None:
     assert not groups_of([a, a], 1)
 
 
+def test_split_common_prefix_needs_two_prompts_and_a_common_start() -> None:
+    def enc(*rows: list[int]) -> dict[str, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+    assert split_common_prefix(enc([5, 6, 7, 8]), keep=1) is None  # one prompt
+    assert split_common_prefix(enc([5, 6, 7, 8], [9, 6, 7, 8]), keep=1) is None  # no common start
+    common, own, mask = split_common_prefix(enc([5, 6, 7, 8, 9], [5, 6, 7, 3]), keep=1)
+    assert common.tolist() == [[5, 6, 7]]
+    assert own.tolist() == [[8, 9], [0, 3]] and mask.tolist() == [[1, 1], [0, 1]]
+    common, own, _ = split_common_prefix(enc([5, 6, 7, 8, 9], [5, 6, 7, 8, 3]), keep=2)
+    assert common.tolist() == [[5, 6, 7]]  # every prompt keeps two own tokens
+
+
 def test_shared_prefix_logps_and_grad_equal_full_sequence(
     tiny_llama: Path, short_template: Path
 ) -> None:
@@ -77,6 +93,9 @@ def test_shared_prefix_logps_and_grad_equal_full_sequence(
     enc = module.encode_prompts(rows)
     assert (enc["attention_mask"] == 0).any()  # left padding is exercised
     distinct = module.encode_prompts(rows[::G])
+    common, own, own_mask = split_common_prefix(distinct, keep=1)  # the common-start path
+    assert common.size(1) >= 2 and common.size(1) + own.size(1) == distinct["input_ids"].size(1)
+    assert (own_mask == 0).any()  # own tokens of different lengths: padding in the middle
     model, temperature = module.policy_model, module.hparams.temperature
     module.policy_model.train()
 
@@ -120,6 +139,15 @@ def test_prefilled_generate_equals_plain_generate(tiny_llama: Path, short_templa
         plain = model.generate(**module.encode_prompts(rows), **settings)
         inputs, cache = shared_prefix_cache(model, module.encode_prompts(rows[::G]), G)
         shared = model.generate(**inputs, cache=cache, **settings)
-    assert torch.equal(shared.sequences, plain.sequences)
+    width = inputs["input_ids"].size(1)
+    # the two items' prompts share their start: laid out common | padding | own, same width
+    plain_inputs = module.encode_prompts(rows)
+    assert width == plain_inputs["input_ids"].size(1)
+    assert not torch.equal(inputs["input_ids"], plain_inputs["input_ids"])
+    for row, mask, plain_row, plain_mask in zip(
+        inputs["input_ids"], inputs["attention_mask"], *plain_inputs.values(), strict=True
+    ):
+        assert torch.equal(row[mask.bool()], plain_row[plain_mask.bool()])
+    assert torch.equal(shared.sequences[:, width:], plain.sequences[:, width:])
     for a, b in zip(shared.logits, plain.logits, strict=True):
         assert_close(a, b, atol=1e-5, rtol=0)

@@ -11,6 +11,12 @@ cache is repeated G times along the batch, and only the completion tokens run on
 * :func:`shared_prefix_cache` pre-fills the cache that ``generate`` then continues, so sampling
   G completions costs one prompt pass, not G.
 
+When the distinct prompts themselves start alike (the same system turn and instruction, items
+differing only at the end, as the offline stand-in's prompts do), that common start runs once
+too: a batch-1 pass whose cache is repeated over the prompts, then each prompt's own tokens laid
+out as ``common | padding | own`` (the padding masked, positions counted from the attention
+mask, as ``generate`` counts them), then the completions.
+
 Only text-only inputs qualify (``input_ids`` and ``attention_mask``): a VLM's pixel inputs and
 per-token modality ids keep the plain path. Positions follow the plain forward of each caller
 (the full-sequence forward counts positions from the first, padded, column; ``generate`` counts
@@ -34,6 +40,7 @@ __all__ = [
     "prompt_logits",
     "shared_prefix_cache",
     "shared_prefix_logits",
+    "split_common_prefix",
     "text_only",
 ]
 
@@ -83,6 +90,89 @@ def text_only(enc: Mapping[str, torch.Tensor]) -> bool:
     return set(enc) == {"input_ids", "attention_mask"}
 
 
+def _positions(attention: torch.Tensor) -> torch.Tensor:
+    """Rotary positions from a 2-D attention mask, as ``generate`` computes them (pads at 1)."""
+    return (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
+
+
+def split_common_prefix(
+    enc: Mapping[str, torch.Tensor], keep: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The tokens that every distinct prompt starts with, and each prompt's own rest.
+
+    Args:
+        enc: ``P`` left-padded prompts, ``input_ids`` / ``attention_mask`` ``(P, L)``.
+        keep: own tokens every prompt keeps at least.
+
+    Returns:
+        ``(common (1, n), own (P, W), own_mask (P, W))`` with the own tokens left padded and
+        ``n + W == L``; ``None`` for one prompt or fewer than two common tokens.
+    """
+    ids, attention = enc["input_ids"], enc["attention_mask"]
+    if ids.size(0) < 2:
+        return None
+    rows = [row[mask.bool()] for row, mask in zip(ids, attention, strict=True)]
+    limit = min(len(row) for row in rows) - keep
+    if limit < 2:
+        return None
+    heads = torch.stack([row[:limit] for row in rows])  # (P, limit)
+    same = (heads == heads[:1]).all(0)  # (limit,)
+    n = int(same.long().cumprod(0).sum())
+    if n < 2:
+        return None
+    pad = ids[attention == 0][:1]
+    own = torch.full((len(rows), ids.size(1) - n), int(pad[0]) if len(pad) else 0)
+    own_mask = torch.zeros_like(own)
+    for r, row in enumerate(rows):
+        tail = row[n:]
+        own[r, own.size(1) - len(tail) :] = tail
+        own_mask[r, own.size(1) - len(tail) :] = 1
+    device = ids.device
+    return rows[0][:n].unsqueeze(0), own.to(device), own_mask.to(attention)
+
+
+def _prompt_passes(
+    model: torch.nn.Module, enc: Mapping[str, torch.Tensor], keep: int
+) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """The distinct prompts through the model, less their last ``keep - 1`` tokens.
+
+    Returns:
+        ``(output of the last pass, its cache, input_ids (P, L), attention_mask (P, L))`` with
+        ``input_ids`` laid out as ``common | padding | own`` where a common start exists (else
+        ``enc`` as it is, left padded).
+    """
+    ids, attention = enc["input_ids"], enc["attention_mask"]
+    cut = ids.size(1) - (keep - 1)
+    split = split_common_prefix(enc, keep)
+    if split is None:
+        out = model(
+            input_ids=ids[:, :cut],
+            attention_mask=attention[:, :cut],
+            position_ids=_positions(attention)[:, :cut],
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out, out.cache, ids, attention
+    common, own, own_mask = split
+    n, prompts = common.size(1), own.size(0)
+    first = model(
+        input_ids=common, attention_mask=torch.ones_like(common), use_cache=True, logits_to_keep=1
+    )  # positions 0 .. n - 1
+    cache = first.cache
+    cache.batch_repeat_interleave(prompts)  # autograd sees the repeat
+    attention = torch.cat([own_mask.new_ones(prompts, n), own_mask], 1)
+    ids = torch.cat([common.expand(prompts, n), own], 1)  # (P, L)
+    out = model(
+        input_ids=ids[:, n:cut],
+        attention_mask=attention[:, :cut],
+        position_ids=_positions(attention)[:, n:cut],
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out, out.cache, ids, attention
+
+
 def shared_prefix_logits(
     model: torch.nn.Module,
     enc: Mapping[str, torch.Tensor],
@@ -103,18 +193,16 @@ def shared_prefix_logits(
     Returns:
         ``(B, K + 1, V)`` logits, as ``model(prompt + completion).logits[:, -K - 1:]``.
     """
-    attention = enc["attention_mask"]
-    head = model(
-        input_ids=enc["input_ids"], attention_mask=attention, use_cache=True, logits_to_keep=1
-    )
-    cache = head.cache
+    head, cache, _, attention = _prompt_passes(model, enc, keep=1)
     cache.batch_repeat_interleave(group)  # (B, heads, L, d) per layer; autograd sees the repeat
+    full = torch.cat([attention.repeat_interleave(group, 0), mask], dim=1)  # (B, L + K)
     tail = model(
         input_ids=completion_ids,
-        attention_mask=torch.cat([attention.repeat_interleave(group, 0), mask], dim=1),
+        attention_mask=full,
+        position_ids=_positions(full)[:, -completion_ids.size(1) :],
         cache=cache,
         use_cache=True,
-    )  # positions L .. L + K - 1 (from the cache length), as in the full-sequence forward
+    )  # the same relative positions as the full-sequence forward
     return torch.cat([head.logits.repeat_interleave(group, 0), tail.logits], dim=1)
 
 
@@ -136,16 +224,7 @@ def shared_prefix_cache(
         ``({input_ids, attention_mask}`` repeated to ``(P · G, L)``, the cache covering ``L - 1``
         positions), to pass to ``generate`` as ``**inputs, cache=cache``.
     """
-    ids, attention = enc["input_ids"], enc["attention_mask"]
-    positions = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)  # as generate
-    head = model(
-        input_ids=ids[:, :-1],
-        attention_mask=attention[:, :-1],
-        position_ids=positions[:, :-1],
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    cache = head.cache
+    _, cache, ids, attention = _prompt_passes(model, enc, keep=2)
     cache.batch_repeat_interleave(group)
     inputs = {
         "input_ids": ids.repeat_interleave(group, 0),
