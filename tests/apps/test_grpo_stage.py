@@ -39,6 +39,25 @@ def test_merge_logs_keeps_each_step_once_the_later_attempt_winning(tmp_path: Pat
     assert log["attempt"].tolist() == [0, 0, 1, 1, 2]
 
 
+def test_merge_logs_puts_validation_rows_beside_their_step(tmp_path: Path) -> None:
+    # Lightning's CSVLogger writes validation metrics in rows of their own
+    first = tmp_path / "logs" / "version_0" / "metrics.csv"
+    first.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "step": [0, 0, 1, 1, 1],  # the logger's step of a validation row lags
+            "train/reward": [None, 1.0, 1.5, None, None],
+            "val/reward": [0.5, None, None, 0.7, 0.9],  # step 2 validated twice: the later wins
+            "val/updates": [0, None, None, 2, 2],  # the policy after that many updates
+        }
+    ).to_csv(first, index=False)
+    log = merge_logs(tmp_path)
+    assert log["step"].tolist() == [0, 1, 2]
+    assert log["train/reward"].tolist()[:2] == [1.0, 1.5] and pd.isna(log["train/reward"][2])
+    assert log["val/reward"].tolist()[0] == 0.5 and log["val/reward"].tolist()[2] == 0.9
+    assert pd.isna(log["val/reward"][1])
+
+
 def test_settings_come_from_the_grpo_yaml_with_the_run_overrides() -> None:
     run = GRPORunConfig(
         "smollm2-retrieval",
@@ -65,6 +84,16 @@ def test_runs_are_checked_against_their_completer_and_derive_a_plus_grpo_complet
     with pytest.raises(ValueError, match="answer_prefix"):
         bare = GRPORunConfig(run.completer, "t2i", run.config, model={"answer_prefix": ""})
         check_run(bare, comp)
+    with pytest.raises(ValueError, match="go together"):
+        check_run(GRPORunConfig(run.completer, "t2i", run.config, validate_every_n_steps=2), comp)
+    with pytest.raises(ValueError, match="go together"):
+        check_run(GRPORunConfig(run.completer, "t2i", run.config, data={"val_items": 3}), comp)
+    check_run(
+        GRPORunConfig(
+            run.completer, "t2i", run.config, data={"val_items": 3}, validate_every_n_steps=2
+        ),
+        comp,
+    )
     with pytest.raises(ValueError, match="has no task 'i2t'"):
         check_run(GRPORunConfig(run.completer, "i2t", run.config), comp)
     with pytest.raises(ValueError, match="not one of the completers"):

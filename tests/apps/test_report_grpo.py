@@ -59,13 +59,19 @@ def _log(n: int = 30) -> pd.DataFrame:
     )
 
 
+def _with_held_out(log: pd.DataFrame) -> pd.DataFrame:
+    """The merged stage log of a run that validated before training and every 10 steps."""
+    held = pd.DataFrame({"step": [0, 10, 20, 30], "val/reward": [1.0, 1.2, 1.3, 1.5]})
+    return log.merge(held, on="step", how="outer")
+
+
 @pytest.fixture(scope="module")
 def inputs() -> ReportInputs:
     return ReportInputs(
         title="GRPO test",
         synthetic=True,
         cq=_cq(np.random.default_rng(0)),
-        grpo_runs=[GRPORun("w", "i2t", _log()), GRPORun("w", "t2i", _log(12))],
+        grpo_runs=[GRPORun("w", "i2t", _with_held_out(_log())), GRPORun("w", "t2i", _log(12))],
         counts=pd.DataFrame(
             {
                 "completer": ["w", "w+grpo"],
@@ -136,11 +142,15 @@ def test_report_has_the_grpo_section_and_fig5(inputs: ReportInputs, tmp_path: Pa
     with Image.open(png) as img:  # one panel per task, side by side
         assert img.size[0] > 2 * img.size[1]
     curves = pd.read_csv(tmp_path / "grpo_rewards_by_task.csv", index_col=0)
-    assert curves.groupby("task").size().to_dict() == {"i2t": 30, "t2i": 12}
+    assert curves.groupby("task").size().to_dict() == {"i2t": 31, "t2i": 12}
     i2t = curves[curves["task"] == "i2t"].set_index("step")
     assert set(i2t["completer"]) == {"w"}
-    assert i2t["train/reward"].iloc[-1] == pytest.approx(1 + 29 / 30)
+    assert i2t["train/reward"].dropna().iloc[-1] == pytest.approx(1 + 29 / 30)
     assert i2t["train/rewards/title_similarity/mean"].iloc[10] == pytest.approx(10 / 30)
+    # the held-out greedy reward after 0, 10, 20, 30 updates (step 30: validation only)
+    held = i2t["val/reward"].dropna()
+    assert held.index.tolist() == [0, 10, 20, 30] and held.tolist() == [1.0, 1.2, 1.3, 1.5]
+    assert "val/reward" not in curves[curves["task"] == "t2i"].dropna(axis=1, how="all")
     assert "no GRPO stage ran" not in md
     assert grpo_notes(inputs) == []
 

@@ -171,6 +171,38 @@ def test_toy_reward_rises(
     assert last > first + 0.3, f"reward did not rise: {rewards.round(2).tolist()}"
 
 
+def test_validation_scores_the_greedy_answers_of_held_out_items(
+    tiny_llama: Path, short_template: Path, items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    module = _module(tiny_llama, short_template, learning_rate=5e-2)
+    torch.manual_seed(0)
+    trainer = L.Trainer(
+        max_steps=8,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path),
+        log_every_n_steps=1,
+        val_check_interval=4,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    held_out = DataLoader(items, batch_size=len(items), collate_fn=list)
+    trainer.validate(module, held_out, verbose=False)  # before any update
+    train = DataLoader(items * 8, batch_size=len(items), collate_fn=list)
+    trainer.fit(module, train, held_out)
+    log = pd.read_csv(Path(trainer.logger.log_dir) / "metrics.csv")
+    val = log.dropna(subset=["val/reward"])
+    assert val["val/updates"].tolist() == [0, 4, 8]  # before training, after 4 and 8 updates
+    yes = val["val/rewards/yes/mean"].tolist()
+    assert yes[-1] > yes[0], f"greedy reward did not rise: {yes}"
+    # what it scored: one greedy answer per item, the same on every call
+    roll = module.rollout(items, greedy=True)
+    assert len(roll.texts) == len(items) and roll.texts == module.rollout(items, greedy=True).texts
+    total, _ = module.combiner(roll.texts)
+    assert float(total.mean()) == pytest.approx(val["val/reward"].iloc[-1])
+
+
 def test_bad_configuration_is_rejected(tiny_llama: Path, short_template: Path) -> None:
     with pytest.raises(ValueError, match="group_size"):
         _module(tiny_llama, short_template, group_size=1)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mmpc.completion.catalog import synthesize
+from mmpc.completion.catalog import CatalogError, synthesize
 from mmpc.grpo.module import GRPOModule
 from mmpc.grpo.resume import (
     AtomicCheckpointIO,
@@ -57,10 +57,13 @@ def test_step_seed_reseeds_every_generator() -> None:
     assert drawn == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
-def _trainer(steps: int, ckpt_dir: Path) -> L.Trainer:
+def _trainer(steps: int, ckpt_dir: Path, validate: bool = False) -> L.Trainer:
     return L.Trainer(
         max_steps=steps,
         max_epochs=-1,
+        check_val_every_n_epoch=1,
+        limit_val_batches=1.0 if validate else 0,
+        num_sanity_val_steps=0,
         accelerator="cpu",
         logger=False,
         enable_progress_bar=False,
@@ -73,8 +76,30 @@ def _trainer(steps: int, ckpt_dir: Path) -> L.Trainer:
     )
 
 
+def test_held_out_items_are_fixed_and_never_trained_on(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    synthesize("tiny", seed=0, out=catalog)
+    dm = StepwiseGRPODataModule(str(catalog), batch_size=2, seed=0, val_items=4)
+    dm.setup("fit")
+    held, train = dm.val_dataset.item_ids, dm.dataset.item_ids
+    assert len(held) == 4 and not set(held) & set(train)
+    assert sorted(held + train) == sorted(dm.dataset.catalog.sample("grpo"))
+    again = StepwiseGRPODataModule(str(catalog), batch_size=2, seed=0, val_items=4)
+    again.setup("fit")
+    assert again.val_dataset.item_ids == held  # the same items for every run with this seed
+    [batch] = list(dm.val_dataloader())
+    assert [r["item_id"] for r in batch] == held
+    none = StepwiseGRPODataModule(str(catalog), batch_size=2, seed=0)
+    assert none.val_dataloader() == [] and none.val_dataset is None
+    with pytest.raises(CatalogError, match="fewer than batch_size"):
+        StepwiseGRPODataModule(str(catalog), batch_size=15, val_items=1).setup("fit")
+    with pytest.raises(CatalogError, match="leaves none"):
+        StepwiseGRPODataModule(str(catalog), batch_size=1, val_items=99).setup("fit")
+
+
+@pytest.mark.parametrize("validate", [False, True], ids=["plain", "validating"])
 def test_resumed_run_ends_with_the_uninterrupted_weights(
-    tiny_llama: Path, short_template: Path, tmp_path: Path
+    tiny_llama: Path, short_template: Path, tmp_path: Path, validate: bool
 ) -> None:
     catalog = tmp_path / "catalog"
     synthesize("tiny", seed=0, out=catalog)
@@ -94,23 +119,26 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(
         )
 
     def data() -> StepwiseGRPODataModule:
-        return StepwiseGRPODataModule(str(catalog), batch_size=2, max_items=6, seed=0)
+        held = 2 if validate else 0  # greedy answers of 2 held-out items after every step
+        return StepwiseGRPODataModule(
+            str(catalog), batch_size=2, max_items=8 if validate else 6, seed=0, val_items=held
+        )
 
     def lora(m: GRPOModule) -> dict[str, torch.Tensor]:
         return {n: p.detach().clone() for n, p in m.policy_model.named_parameters() if "lora_" in n}
 
     torch.manual_seed(0)  # the LoRA initialisation of both runs
     whole = module()
-    _trainer(3, tmp_path / "whole").fit(whole, datamodule=data())
+    _trainer(3, tmp_path / "whole", validate).fit(whole, datamodule=data())
 
     torch.manual_seed(0)
     first = module()
-    _trainer(2, tmp_path / "parts").fit(first, datamodule=data())  # "killed" after step 2
+    _trainer(2, tmp_path / "parts", validate).fit(first, datamodule=data())  # "killed" at 2
     last = tmp_path / "parts" / "last.ckpt"
     assert checkpoint_step(last) == 2
     assert [p.name for p in last.parent.iterdir() if p.name.startswith(".")] == []  # no temp
     resumed = module()
-    _trainer(3, tmp_path / "parts").fit(resumed, datamodule=data(), ckpt_path=str(last))
+    _trainer(3, tmp_path / "parts", validate).fit(resumed, datamodule=data(), ckpt_path=str(last))
 
     expected, got = lora(whole), lora(resumed)
     assert expected.keys() == got.keys() and expected

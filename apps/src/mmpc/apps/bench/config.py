@@ -286,6 +286,9 @@ class GRPORunConfig:
         max_steps: optimiser steps of the run.
         checkpoint_every_n_steps: how often ``<stage>/checkpoints/last.ckpt`` is rewritten (the
             point a killed run resumes from).
+        validate_every_n_steps: answer the held-out GRPO items (``data: {val_items: N}``)
+            greedily before training and after every this many steps, logging ``val/reward``
+            (0: never).
         seconds_per_step: accelerator seconds per step, used only by ``--dry-run``'s estimate.
     """
 
@@ -296,6 +299,7 @@ class GRPORunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     max_steps: int = 100
     checkpoint_every_n_steps: int = 1
+    validate_every_n_steps: int = 0
     seconds_per_step: float = 0.0
 
     @property

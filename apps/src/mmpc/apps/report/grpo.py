@@ -252,10 +252,20 @@ def _reward_table(log: pd.DataFrame) -> pd.DataFrame | None:
     return table.mean().sort_index()
 
 
+def _held_out_rewards(log: pd.DataFrame) -> pd.DataFrame | None:
+    """``step, val/reward``: the greedy reward on the held-out GRPO items after ``step`` updates."""
+    if "val/reward" not in log or "step" not in log:
+        return None
+    held = log.dropna(subset=["val/reward"])[["step", "val/reward"]]
+    return held.sort_values("step") if len(held) else None
+
+
 def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
     """Fig. 5 for this run: one panel per task; per GRPO stage of the task its total and
     per-component mean reward per step, raw (thin) and as a rolling mean (thick, window ≈ a tenth
-    of the steps). The figure's CSV holds every curve, long: ``task, completer, step, rewards``."""
+    of the steps), and, where the stage validated, the total reward of the held-out items'
+    greedy answers (dashed, with markers). The figure's CSV holds every curve, long:
+    ``task, completer, step, rewards``."""
     curves: dict[str, list[tuple[GRPORun, pd.DataFrame]]] = {}
     for run in inp.grpo_runs:
         table = _reward_table(run.log)
@@ -282,7 +292,21 @@ def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
                     linewidth=2,
                     label=f"{label} (rolling {window})",
                 )
-            frames.append(table.reset_index().assign(task=task, completer=run.completer))
+            frame = table.reset_index()
+            held = _held_out_rewards(run.log)
+            if held is not None:
+                label = "total, held-out items answered greedily"
+                ax.plot(
+                    held["step"],
+                    held["val/reward"],
+                    color="black",
+                    marker="o",
+                    linestyle="--",
+                    linewidth=1.5,
+                    label=f"{run.completer}: {label}" if many else label,
+                )
+                frame = frame.merge(held, on="step", how="outer")
+            frames.append(frame.assign(task=task, completer=run.completer))
         steps = max(len(t) for _, t in curves[task])
         who = ", ".join(r.completer for r, _ in curves[task])
         ax.set_title(f"{TASK_LABELS[task]}: {who} ({steps} steps)", fontsize=9)

@@ -55,6 +55,10 @@ class GRPODataModule(LightningDataModule):
         max_items: keep at most this many items (a seeded random subset), e.g. for a demo.
         categories: only these categories (default all).
         seed: shuffling and subset seed.
+        val_items: hold this many items of the sample out of training (a seeded random pick,
+            the same for every step count) and answer them greedily in validation, so the
+            reward curve of the same items shows the policy's progress (0: no validation).
+        val_batch_size: items per validation batch (default: all ``val_items`` at once).
         num_workers: DataLoader workers.
         synthesize_preset: when ``catalog`` does not exist yet, generate the synthetic catalogue
             with this preset there first (``tiny``, ``demo``, ``paper``); ``None`` requires it.
@@ -68,14 +72,19 @@ class GRPODataModule(LightningDataModule):
         max_items: int | None = None,
         categories: list[str] | None = None,
         seed: int = 0,
+        val_items: int = 0,
+        val_batch_size: int | None = None,
         num_workers: int = 0,
         synthesize_preset: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if val_items < 0:
+            raise ValueError(f"val_items must be >= 0, got {val_items}")
         self.save_hyperparameters()
         self.dataset: CatalogItems | None = None
+        self.val_dataset: CatalogItems | None = None
 
     def prepare_data(self) -> None:
         root = Path(self.hparams.catalog)
@@ -105,7 +114,16 @@ class GRPODataModule(LightningDataModule):
             ids = sorted(rng.choice(ids, size=self.hparams.max_items, replace=False).tolist())
         if not ids:
             raise CatalogError(f"{catalog.root}: the GRPO sample is empty")
-        self.dataset = CatalogItems(catalog, ids)
+        held = _held_out(ids, self.hparams.val_items, self.hparams.seed)
+        train = [i for i in ids if i not in held]
+        if len(train) < self.hparams.batch_size:
+            raise CatalogError(
+                f"{catalog.root}: {len(train)} GRPO items left for training after holding out "
+                f"val_items={self.hparams.val_items}, fewer than batch_size "
+                f"{self.hparams.batch_size}"
+            )
+        self.dataset = CatalogItems(catalog, train)
+        self.val_dataset = CatalogItems(catalog, sorted(held)) if held else None
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -118,3 +136,26 @@ class GRPODataModule(LightningDataModule):
             collate_fn=_as_list,
             num_workers=self.hparams.num_workers,
         )
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The held-out items (``val_items``) in order; no loader (no validation) without them."""
+        self.setup("validate")
+        if self.val_dataset is None:
+            return []
+        return DataLoader(
+            self.val_dataset,
+            batch_size=self.hparams.val_batch_size or len(self.val_dataset),
+            shuffle=False,
+            collate_fn=_as_list,
+            num_workers=self.hparams.num_workers,
+        )
+
+
+def _held_out(ids: list[str], n: int, seed: int) -> set[str]:
+    """``n`` of ``ids`` picked with a generator of its own (the training order is untouched)."""
+    if n <= 0:
+        return set()
+    if n >= len(ids):
+        raise CatalogError(f"val_items={n} leaves none of the {len(ids)} GRPO items to train on")
+    rng = np.random.default_rng([seed, 1])
+    return set(rng.choice(sorted(ids), size=n, replace=False).tolist())

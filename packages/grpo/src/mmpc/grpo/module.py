@@ -238,10 +238,24 @@ class GRPOModule(LightningModule):
         return [int(i) for i in ids if isinstance(i, int)]
 
     @torch.no_grad()
-    def rollout(self, items: list[Mapping[str, Any]]) -> Rollout:
-        """Sample G completions per item (prompt-major), with the policy in eval mode."""
+    def rollout(self, items: list[Mapping[str, Any]], *, greedy: bool = False) -> Rollout:
+        """Sample G completions per item (prompt-major), with the policy in eval mode.
+
+        ``greedy``: one greedy answer per item instead (what the completer writes; validation).
+        """
         hp = self.hparams
-        rows = [dict(item) for item in items for _ in range(hp.group_size)]
+        group = 1 if greedy else hp.group_size
+        rows = [dict(item) for item in items for _ in range(group)]
+        decoding: dict[str, Any] = (
+            {"do_sample": False}
+            if greedy
+            else {
+                "do_sample": True,
+                "temperature": hp.temperature,
+                "top_p": hp.top_p,
+                "top_k": hp.top_k,
+            }
+        )
         chunk = hp.generation_batch_size or len(rows)
         pad_id = self.policy.tokenizer.pad_token_id
         pieces, lengths = [], []
@@ -251,17 +265,14 @@ class GRPOModule(LightningModule):
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
                 enc, cache = generation_inputs(
-                    self.policy_model, self.encode_prompts, part, self._group()
+                    self.policy_model, self.encode_prompts, part, 1 if greedy else self._group()
                 )
                 # how the completer ends (and, for the stand-in, constrains) its answers
                 stop = self.prompts.generate_kwargs(part, enc["input_ids"].size(1), self._eos_ids())
                 out = self.policy_model.generate(
                     **enc,
                     cache=cache,
-                    do_sample=True,
-                    temperature=hp.temperature,
-                    top_p=hp.top_p,
-                    top_k=hp.top_k,
+                    **decoding,
                     max_new_tokens=hp.max_new_tokens,
                     pad_token_id=pad_id,
                     suppress_tokens=self._placeholder_ids() or None,
@@ -366,6 +377,21 @@ class GRPOModule(LightningModule):
             on_epoch=False,
             batch_size=len(batch),
         )
+
+    def validation_step(self, batch: list[Mapping[str, Any]], batch_idx: int) -> None:
+        """The reward of the policy's greedy answers to held-out items (``val/reward``), and
+        the optimiser steps taken so far (``val/updates``).
+
+        The sampled training reward per step mixes the policy's progress with which items the
+        step drew; the same held-out items answered greedily after every few steps show the
+        progress alone (the data module's ``val_items``).
+        """
+        roll = self.rollout(batch, greedy=True)
+        total, components = self.combiner(roll.texts, **_columns(roll.rows))
+        # the logger's step of a validation row lags by one inside an epoch: say which policy
+        values = {"val/reward": float(total.mean()), "val/updates": float(self.global_step)}
+        values.update({f"val/rewards/{k}/mean": float(v.mean()) for k, v in components.items()})
+        self.log_dict(values, on_step=False, on_epoch=True, batch_size=len(batch))
 
     def _metrics(
         self,

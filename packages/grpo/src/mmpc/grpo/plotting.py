@@ -32,7 +32,8 @@ def reward_table(metrics_csv: str | Path) -> pd.DataFrame:
 def plot_reward_curve(
     metrics_csv: str | Path, out: str | Path, *, window: int = 5, title: str | None = None
 ) -> Path:
-    """Plot total and per-component mean rewards per step, raw and as a moving average.
+    """Plot total and per-component mean rewards per step, raw and as a moving average, and
+    the held-out greedy reward (``val/reward``) where the run validated.
 
     Args:
         metrics_csv: the CSV logger's ``metrics.csv``.
@@ -57,6 +58,10 @@ def plot_reward_curve(
         (line,) = ax.plot(series.index, series, alpha=0.3, linewidth=1)
         smooth = series.rolling(max(window, 1), min_periods=1).mean()
         ax.plot(series.index, smooth, color=line.get_color(), linewidth=2, label=label)
+    frame = pd.read_csv(metrics_csv)
+    if "val/reward" in frame:  # validation: the held-out items' greedy answers
+        held = frame.dropna(subset=["val/reward"]).groupby("step")["val/reward"].mean()
+        ax.plot(held.index, held, "ko--", linewidth=1.5, label="total, held-out greedy")
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward")
     ax.set_title(title or f"GRPO reward ({Path(metrics_csv).parent.name})")

@@ -83,6 +83,12 @@ def check_run(run: GRPORunConfig, completer: CompleterConfig) -> None:
         )
     if run.max_steps < 1 or run.checkpoint_every_n_steps < 1:
         raise ValueError(f"grpo {run.stage_name}: max_steps and checkpoint_every_n_steps >= 1")
+    held_out = int(grpo_settings(run)["data"].get("val_items") or 0)
+    if run.validate_every_n_steps < 0 or (run.validate_every_n_steps > 0) != (held_out > 0):
+        raise ValueError(
+            f"grpo {run.stage_name}: validate_every_n_steps ({run.validate_every_n_steps}) and "
+            f"data.val_items ({held_out}) go together: both > 0, or both 0"
+        )
     trained = grpo_settings(run)["model"].get("answer_prefix", "")
     used = completer.generator_spec(run.task)["init_args"].get("answer_prefix", "")
     if trained != used:
@@ -162,9 +168,17 @@ def merge_logs(out: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["step", "attempt"])
     log = pd.concat(frames, ignore_index=True)
+    val_cols = [c for c in log if c.startswith("val/")]
+    val = log.dropna(subset=["val/reward"])[["step", *val_cols]] if val_cols else None
+    log = log.drop(columns=val_cols)
     log = log.dropna(subset=["train/reward"]) if "train/reward" in log else log
-    log = log.drop_duplicates(subset="step", keep="last").sort_values("step")
-    return log.reset_index(drop=True)
+    log = log.drop_duplicates(subset="step", keep="last")
+    if val is not None:  # validation rows: the held-out reward after ``step`` updates
+        if "val/updates" in val:
+            val = val.assign(step=val["val/updates"].astype(int))
+        val = val.drop_duplicates(subset="step", keep="last")
+        log = log.merge(val, on="step", how="outer")
+    return log.sort_values("step").reset_index(drop=True)
 
 
 def grpo_stage(
@@ -215,7 +229,12 @@ def grpo_stage(
                     enable_progress_bar=False,
                     enable_model_summary=False,
                     num_sanity_val_steps=0,
+                    # one Lightning epoch is one GRPO step
+                    check_val_every_n_epoch=run.validate_every_n_steps or 1,
+                    limit_val_batches=1.0 if run.validate_every_n_steps else 0,
                 )
+                if run.validate_every_n_steps and not last.is_file():
+                    trainer.validate(module, datamodule=dm, verbose=False)  # the step-0 point
                 trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
         except MissingWeightsError as err:
             raise StageUnavailableError(str(err).splitlines()[0]) from None
@@ -238,7 +257,7 @@ def grpo_stage(
         ctx.notes["settings"] = settings
         return {
             "steps": int(trainer.global_step),
-            "logged_steps": len(log),
+            "logged_steps": int(log["train/reward"].notna().sum()) if len(log) else 0,
             "attempts": int(log["attempt"].max()) + 1 if len(log) else 0,
         }
 
