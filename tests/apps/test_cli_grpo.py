@@ -64,10 +64,16 @@ def test_every_grpo_config_is_tested() -> None:
 
 
 def test_demo_config_fits_with_tiny_overrides(
-    tiny_llama: Path, short_template: Path, tiny_catalog: Path, tmp_path: Path
+    tiny_llama: Path,
+    short_template: Path,
+    tiny_catalog: Path,
+    tmp_path: Path,
+    recwarn: pytest.WarningsRecorder,
 ) -> None:
     code = _fit_t2i(tiny_llama, short_template, tiny_catalog, tmp_path, "--trainer.max_steps=2")
     assert code == 0
+    # no items held out: no validation loop, and no warning about an empty one
+    assert not [w for w in recwarn if "across ranks is zero" in str(w.message)]
     (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
     frame = pd.read_csv(metrics)
     assert len(frame) == 2
@@ -75,6 +81,25 @@ def test_demo_config_fits_with_tiny_overrides(
     assert frame["train/parse_failure_rate"].between(0, 1).all()
     assert (metrics.parent / "reward_curve.png").stat().st_size > 1000
     assert (metrics.parent / "adapter" / "adapter_config.json").is_file()
+
+
+def test_held_out_items_are_answered_greedily_in_validation(
+    tiny_llama: Path, short_template: Path, tiny_catalog: Path, tmp_path: Path
+) -> None:
+    code = _fit_t2i(
+        tiny_llama,
+        short_template,
+        tiny_catalog,
+        tmp_path,
+        "--trainer.max_steps=2",
+        "--data.val_items=2",
+        "--trainer.val_check_interval=1",
+    )
+    assert code == 0
+    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
+    val = pd.read_csv(metrics).dropna(subset=["val/reward"])
+    assert val["val/updates"].tolist() == [1, 2]  # after each update
+    assert val["val/rewards/json_format/mean"].between(0, 1).all()
 
 
 @pytest.mark.parametrize("config", ["paper_i2t.yaml", "paper_t2i.yaml"])

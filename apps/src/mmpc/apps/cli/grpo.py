@@ -76,6 +76,8 @@ class GRPOCLI(MMPCLightningCLI):
     def before_fit(self) -> None:
         self.model.trainer = self.trainer  # configure_model places 4-bit weights on its device
         self.model.configure_model()
+        if not self.datamodule.hparams.val_items:  # nothing held out: no validation loop at all
+            self.trainer.limit_val_batches = 0
 
     def after_fit(self) -> None:
         from mmpc.grpo.plotting import plot_reward_curve
