@@ -14,10 +14,9 @@ from PIL import ImageOps
 
 from mmpc.completion.backends import OfflineVisionLM
 from mmpc.completion.backends.base import BackendContext, Request
+from mmpc.completion.backends.lexicon import LexiconConstraint, _lexicon_state
 from mmpc.completion.backends.offline_vlm import (
     AttributeProbe,
-    LexiconConstraint,
-    _lexicon_state,
     perceived_messages,
     probe_training_ids,
 )

@@ -18,6 +18,7 @@ from mmpc.apps.report.plot import Figure, plt, save_png
 from mmpc.apps.report.stats import BootstrapCI, paired_bootstrap, two_level_summary
 from mmpc.apps.report.table import Table, fmt
 from mmpc.apps.schema import TASK_LABELS, MetricInfo
+from mmpc.grpo.plotting import held_out_rewards, rewards_by_step
 
 GRPO_TABLES = {"i2t": "Table 7", "t2i": "Table 8"}
 
@@ -247,17 +248,7 @@ def _reward_table(log: pd.DataFrame) -> pd.DataFrame | None:
     """Mean total and per-component reward per step of a GRPO stage's log (None without one)."""
     if log is None or log.empty or "train/reward" not in log or "step" not in log:
         return None
-    parts = sorted(c for c in log if c.startswith("train/rewards/") and c.endswith("/mean"))
-    table = log.dropna(subset=["train/reward"]).groupby("step")[["train/reward", *parts]]
-    return table.mean().sort_index()
-
-
-def _held_out_rewards(log: pd.DataFrame) -> pd.DataFrame | None:
-    """``step, val/reward``: the greedy reward on the held-out GRPO items after ``step`` updates."""
-    if "val/reward" not in log or "step" not in log:
-        return None
-    held = log.dropna(subset=["val/reward"])[["step", "val/reward"]]
-    return held.sort_values("step") if len(held) else None
+    return rewards_by_step(log)
 
 
 def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
@@ -293,19 +284,19 @@ def grpo_run_figures(inp: ReportInputs, out: Path) -> list[Figure]:
                     label=f"{label} (rolling {window})",
                 )
             frame = table.reset_index()
-            held = _held_out_rewards(run.log)
+            held = held_out_rewards(run.log)
             if held is not None:
                 label = "total, held-out items answered greedily"
                 ax.plot(
-                    held["step"],
-                    held["val/reward"],
+                    held.index,
+                    held,
                     color="black",
                     marker="o",
                     linestyle="--",
                     linewidth=1.5,
                     label=f"{run.completer}: {label}" if many else label,
                 )
-                frame = frame.merge(held, on="step", how="outer")
+                frame = frame.merge(held.reset_index(), on="step", how="outer")
             frames.append(frame.assign(task=task, completer=run.completer))
         steps = max(len(t) for _, t in curves[task])
         who = ", ".join(r.completer for r, _ in curves[task])

@@ -9,7 +9,16 @@ import pandas as pd
 
 from mmpc.metrics.files import atomic_path
 
-__all__ = ["plot_reward_curve", "reward_table"]
+__all__ = ["held_out_rewards", "plot_reward_curve", "reward_table", "rewards_by_step"]
+
+
+def held_out_rewards(log: pd.DataFrame) -> pd.Series | None:
+    """``val/reward`` by step: the greedy reward of the held-out items after ``step`` updates
+    (``None`` when the run did not validate)."""
+    if "val/reward" not in log or "step" not in log:
+        return None
+    held = log.dropna(subset=["val/reward"]).groupby("step")["val/reward"].mean()
+    return held if len(held) else None
 
 
 def reward_table(metrics_csv: str | Path) -> pd.DataFrame:
@@ -18,15 +27,17 @@ def reward_table(metrics_csv: str | Path) -> pd.DataFrame:
     Raises:
         ValueError: the file has no ``step`` or ``train/reward`` column (one line, naming it).
     """
-    path = Path(metrics_csv)
-    frame = pd.read_csv(path)
+    return rewards_by_step(pd.read_csv(metrics_csv), str(metrics_csv))
+
+
+def rewards_by_step(log: pd.DataFrame, source: str = "log") -> pd.DataFrame:
+    """:func:`reward_table` of a log already read; ``source`` names it in the error."""
     for column in ("step", "train/reward"):
-        if column not in frame:
-            raise ValueError(f"{path}: no column {column!r} (not a GRPO metrics.csv)")
-    parts = sorted(c for c in frame if c.startswith("train/rewards/") and c.endswith("/mean"))
-    keep = ["train/reward", *parts]
-    rows = frame.dropna(subset=["train/reward"])
-    return rows.groupby("step")[keep].mean().sort_index()
+        if column not in log:
+            raise ValueError(f"{source}: no column {column!r} (not a GRPO metrics.csv)")
+    parts = sorted(c for c in log if c.startswith("train/rewards/") and c.endswith("/mean"))
+    rows = log.dropna(subset=["train/reward"])
+    return rows.groupby("step")[["train/reward", *parts]].mean().sort_index()
 
 
 def plot_reward_curve(
@@ -49,7 +60,8 @@ def plot_reward_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = reward_table(metrics_csv)
+    frame = pd.read_csv(metrics_csv)
+    table = rewards_by_step(frame, str(metrics_csv))
     out = Path(out)
     fig, ax = plt.subplots(figsize=(7, 4))
     for column in table:
@@ -58,9 +70,8 @@ def plot_reward_curve(
         (line,) = ax.plot(series.index, series, alpha=0.3, linewidth=1)
         smooth = series.rolling(max(window, 1), min_periods=1).mean()
         ax.plot(series.index, smooth, color=line.get_color(), linewidth=2, label=label)
-    frame = pd.read_csv(metrics_csv)
-    if "val/reward" in frame:  # validation: the held-out items' greedy answers
-        held = frame.dropna(subset=["val/reward"]).groupby("step")["val/reward"].mean()
+    held = held_out_rewards(frame)
+    if held is not None:  # validation: the held-out items' greedy answers
         ax.plot(held.index, held, "ko--", linewidth=1.5, label="total, held-out greedy")
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward")

@@ -121,14 +121,13 @@ def split_common_prefix(
     if n < 2:
         return None
     pad = ids[attention == 0][:1]
-    own = torch.full((len(rows), ids.size(1) - n), int(pad[0]) if len(pad) else 0)
-    own_mask = torch.zeros_like(own)
+    own = torch.full((len(rows), ids.size(1) - n), int(pad[0]) if len(pad) else 0).to(ids)
+    own_mask = torch.zeros_like(attention[:, n:])
     for r, row in enumerate(rows):
         tail = row[n:]
         own[r, own.size(1) - len(tail) :] = tail
         own_mask[r, own.size(1) - len(tail) :] = 1
-    device = ids.device
-    return rows[0][:n].unsqueeze(0), own.to(device), own_mask.to(attention)
+    return rows[0][:n].unsqueeze(0), own, own_mask
 
 
 def _prompt_passes(

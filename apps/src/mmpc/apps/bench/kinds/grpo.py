@@ -83,13 +83,14 @@ def check_run(run: GRPORunConfig, completer: CompleterConfig) -> None:
         )
     if run.max_steps < 1 or run.checkpoint_every_n_steps < 1:
         raise ValueError(f"grpo {run.stage_name}: max_steps and checkpoint_every_n_steps >= 1")
-    held_out = int(grpo_settings(run)["data"].get("val_items") or 0)
+    settings = grpo_settings(run)
+    held_out = int(settings["data"].get("val_items") or 0)
     if run.validate_every_n_steps < 0 or (run.validate_every_n_steps > 0) != (held_out > 0):
         raise ValueError(
             f"grpo {run.stage_name}: validate_every_n_steps ({run.validate_every_n_steps}) and "
             f"data.val_items ({held_out}) go together: both > 0, or both 0"
         )
-    trained = grpo_settings(run)["model"].get("answer_prefix", "")
+    trained = settings["model"].get("answer_prefix", "")
     used = completer.generator_spec(run.task)["init_args"].get("answer_prefix", "")
     if trained != used:
         raise ValueError(

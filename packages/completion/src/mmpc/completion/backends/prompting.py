@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from mmpc.completion.backends.lexicon import LexiconConstraint
 from mmpc.completion.backends.offline_vlm import (
     AttributeProbe,
-    LexiconConstraint,
     Perception,
     offline_vlm_prompt,
 )
