@@ -13,7 +13,7 @@ from mmpc.metrics.lazy import lazy_exports
 
 _EXPORTS = {
     "GRPOModule": "mmpc.grpo.module",
-    "Rollout": "mmpc.grpo.module",
+    "Rollout": "mmpc.grpo.rollout",
     "GRPODataModule": "mmpc.grpo.data",
     "Reward": "mmpc.grpo.rewards",
     "JsonFormatReward": "mmpc.grpo.rewards",

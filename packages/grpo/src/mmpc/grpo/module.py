@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,25 +29,15 @@ from lightning.pytorch import LightningModule
 
 from mmpc.completion.backends.base import BackendContext
 from mmpc.completion.backends.prompting import PromptBuilder, prompt_builder
-from mmpc.completion.parsing import parse_answer
 from mmpc.completion.prompts import PromptTemplate, default_template
 from mmpc.grpo.maths import completion_mask, completion_token_logps, group_advantages, policy_loss
 from mmpc.grpo.policy import LoRASpec, Policy, load_policy
 from mmpc.grpo.prefix import generation_inputs, prompt_logits
 from mmpc.grpo.rewards import Reward, RewardCombiner
+from mmpc.grpo.rollout import Rollout, reward_means, step_metrics
 from mmpc.metrics.files import atomic_dir
 
 __all__ = ["GRPOModule", "Rollout"]
-
-
-@dataclass
-class Rollout:
-    """The sampled completions of one batch, prompt-major (``N = P · G`` rows)."""
-
-    rows: list[dict[str, Any]]
-    completion_ids: torch.Tensor  # (N, K)
-    mask: torch.Tensor  # (N, K)
-    texts: list[str]
 
 
 class GRPOModule(LightningModule):
@@ -332,7 +321,7 @@ class GRPOModule(LightningModule):
         hp = self.hparams
         opt = self.optimizers()
         roll = self.rollout(batch)
-        total, components = self.combiner(roll.texts, **_columns(roll.rows))
+        total, components = self.combiner(roll.texts, **roll.columns())
         advantages = group_advantages(total, hp.group_size, scale=hp.scale_rewards).to(self.device)
         n = len(roll.rows)
         step = hp.micro_batch_size
@@ -372,7 +361,17 @@ class GRPOModule(LightningModule):
             opt.zero_grad()
         denominator = max(float(num_items), 1.0) * hp.num_iterations
         self.log_dict(
-            self._metrics(roll, total, components, sums, denominator),
+            step_metrics(
+                roll,
+                total,
+                components,
+                sums,
+                denominator,
+                group_size=hp.group_size,
+                num_iterations=hp.num_iterations,
+                beta=hp.beta,
+                key=self.template.key,
+            ),
             on_step=True,
             on_epoch=False,
             batch_size=len(batch),
@@ -387,42 +386,10 @@ class GRPOModule(LightningModule):
         progress alone (the data module's ``val_items``).
         """
         roll = self.rollout(batch, greedy=True)
-        total, components = self.combiner(roll.texts, **_columns(roll.rows))
+        total, components = self.combiner(roll.texts, **roll.columns())
         # the logger's step of a validation row lags by one inside an epoch: say which policy
-        values = {"val/reward": float(total.mean()), "val/updates": float(self.global_step)}
-        values.update({f"val/rewards/{k}/mean": float(v.mean()) for k, v in components.items()})
+        values = {**reward_means("val", total, components), "val/updates": float(self.global_step)}
         self.log_dict(values, on_step=False, on_epoch=True, batch_size=len(batch))
-
-    def _metrics(
-        self,
-        roll: Rollout,
-        total: torch.Tensor,
-        components: dict[str, torch.Tensor],
-        sums: dict[str, float],
-        denominator: float,
-    ) -> dict[str, float]:
-        hp = self.hparams
-        key = self.template.key
-        failures = sum(not parse_answer(t, key).ok for t in roll.texts) / len(roll.texts)
-        lengths = roll.mask.sum(1).float()
-        truncated = (roll.mask.sum(1) == roll.mask.size(1)) & (roll.mask[:, -1] > 0)
-        metrics = {
-            "train/reward": float(total.mean()),
-            "train/reward_std": float(total.std()) if total.numel() > 1 else 0.0,
-            "train/reward_group_std": float(total.view(-1, hp.group_size).std(1).mean()),
-            "train/loss": sums["loss"] / hp.num_iterations,
-            "train/clip_fraction": sums["clip_fraction"] / denominator,
-            "train/completion_length": float(lengths.mean()),
-            "train/truncated_fraction": float(truncated.float().mean()),
-            "train/parse_failure_rate": failures,
-        }
-        if hp.beta > 0:
-            metrics["train/kl"] = sums["kl"] / denominator
-        for name, values in components.items():
-            metrics[f"train/rewards/{name}/mean"] = float(values.mean())
-            spread = float(values.std()) if values.numel() > 1 else 0.0
-            metrics[f"train/rewards/{name}/std"] = spread
-        return metrics
 
     # ----------------------------------------------------------------------------- artefacts
     def adapter_path(self) -> Path:
@@ -450,8 +417,3 @@ class GRPOModule(LightningModule):
         }
         if self._trainer is not None and self.trainer.is_global_zero:
             self.save_adapter()
-
-
-def _columns(rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    keys = set().union(*(r.keys() for r in rows))
-    return {k: [r.get(k) for r in rows] for k in sorted(keys)}
