@@ -104,6 +104,25 @@ def test_probe_cache_is_keyed_and_reused(
     assert len(list((tmp_path / "offline-vlm").glob("probe-*.safetensors"))) == 2
 
 
+@pytest.mark.usefixtures("histogram_features")
+def test_probe_probabilities_agree_with_its_predictions(
+    tiny_catalog: Catalog, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match="before fit"):
+        AttributeProbe(**SMALL).probabilities([])
+    probe = _fit(tiny_catalog, tmp_path)
+    images = [tiny_catalog.load_image(i) for i in tiny_catalog.sample("cqbench")[:4]]
+    probs = probe.probabilities(images)
+    assert list(probs) == probe.attributes
+    for attribute, p in probs.items():
+        assert p.shape == (4, len(probe.vocab[attribute]))
+        torch.testing.assert_close(p.sum(1), torch.ones(4))
+    named = [{a: probe.vocab[a][int(probs[a][n].argmax())] for a in probs} for n in range(4)]
+    assert named == probe.predict(images)
+    # a softmax: no value is ruled out outright
+    assert all(bool((p > 0).all()) for p in probs.values())
+
+
 def test_lexicon_state() -> None:
     words = frozenset({"red", "lipstick", "lumora"})
     assert _lexicon_state("", words) == (True, False)

@@ -225,15 +225,21 @@ class AttributeProbe:
             save_file(self._state, str(tmp))
 
     # ------------------------------------------------------------------------------ reading
+    def probabilities(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """Per attribute, ``(N, V)`` softmax probabilities over ``vocab[attribute]``."""
+        if not self.vocab:
+            raise RuntimeError("AttributeProbe used before fit()")
+        x = (self.features(images) - self._state["mean"]) / self._state["std"]  # (N, D)
+        return {
+            a: (x @ self._state[f"{a}.weight"].T + self._state[f"{a}.bias"]).softmax(1)
+            for a in self.attributes
+        }
+
     def predict(self, images: list[Image.Image]) -> list[dict[str, str]]:
         """The most likely value of each attribute, per image."""
-        if not self.vocab:
-            raise RuntimeError("AttributeProbe.predict called before fit()")
-        x = (self.features(images) - self._state["mean"]) / self._state["std"]  # (N, D)
         out: list[dict[str, str]] = [{} for _ in images]
-        for attribute in self.attributes:
-            logits = x @ self._state[f"{attribute}.weight"].T + self._state[f"{attribute}.bias"]
-            for row, k in zip(out, logits.argmax(1).tolist(), strict=True):
+        for attribute, probs in self.probabilities(images).items():
+            for row, k in zip(out, probs.argmax(1).tolist(), strict=True):
                 row[attribute] = self.vocab[attribute][k]
         return out
 
