@@ -113,6 +113,19 @@ def test_stlpips_encoder_ranks_real_photos(stlpips_encoder: STLPIPSImageEncoder)
     assert float(e[0] @ e[1]) > float(e[0] @ e[2])
 
 
+def test_stlpips_encoder_reads_covers_as_the_image_metrics_do(
+    stlpips_encoder: STLPIPSImageEncoder,
+) -> None:
+    photo = _photos()["chelsea"].convert("RGB")
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(0)  # fully transparent
+    white = Image.new("RGB", photo.size, (255, 255, 255))
+    e = stlpips_encoder([rgba, white, photo, np.asarray(photo)])
+    assert_close(e[0], e[1])  # transparency is composited on white, as the metrics do
+    assert_close(e[2], e[3])  # an (H, W, 3) uint8 array reads like its image
+    assert float(e[0] @ e[2]) < 0.999
+
+
 def test_image_similarity_reward_shares_seeds_in_group(
     stlpips_encoder: STLPIPSImageEncoder,
 ) -> None:

@@ -19,7 +19,7 @@ from mmpc.metrics.functional import (
     peak_signal_noise_ratio,
     structural_similarity,
 )
-from mmpc.metrics.functional.image import prepare_image_pairs, to_rgb
+from mmpc.metrics.functional.image_io import prepare_image_pairs, to_rgb
 
 
 def _batch(stack: np.ndarray) -> torch.Tensor:

@@ -18,15 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from mmpc.metrics.backbones import load_stlpips_trunk
 from mmpc.metrics.errors import MissingWeightsError
+from mmpc.metrics.functional.image_io import to_rgb
 
 __all__ = ["CLIPImageEncoder", "STLPIPSImageEncoder", "build_image_encoder"]
 
 
 def _to_rgb(image: Any) -> Any:
-    return image.convert("RGB") if hasattr(image, "convert") else image
+    """A PIL image in 8-bit RGB as the image metrics read it (:func:`to_rgb`: transparency on
+    white); anything else (an ``(H, W, 3)`` uint8 array) as it is."""
+    return to_rgb(image) if isinstance(image, Image.Image) else image
 
 
 class CLIPImageEncoder:

@@ -21,7 +21,7 @@ _EXPORTS = {
     "RecallAtK": "mmpc.metrics.ranking",
     "NDCGAtK": "mmpc.metrics.ranking",
     "mean_std": "mmpc.metrics.aggregate",
-    "prepare_image_pair": "mmpc.metrics.functional.image",
+    "prepare_image_pair": "mmpc.metrics.functional.image_io",
     "MissingWeightsError": "mmpc.metrics.errors",
     "ImageReadError": "mmpc.metrics.errors",
 }

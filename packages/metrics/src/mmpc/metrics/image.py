@@ -2,7 +2,7 @@
 
 Each class only accumulates state; the maths lives in :mod:`mmpc.metrics.functional.image`.
 Inputs are float tensors ``(N, 3, H, W)`` in ``[0, 1]`` (see
-:func:`mmpc.metrics.functional.image.prepare_image_pair` to build them from files).
+:func:`mmpc.metrics.functional.image_io.prepare_image_pair` to build them from files).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def image_scores(gen: list[Path], refs: list[Path], cfg: CQBenchConfig) -> dict[
         peak_signal_noise_ratio,
         structural_similarity,
     )
-    from mmpc.metrics.functional.image import prepare_image_pair
+    from mmpc.metrics.functional.image_io import prepare_image_pair
 
     n = len(gen)
     out: dict[str, list[float]] = {k: [math.nan] * n for k in IMAGE_KEYS}

@@ -12,7 +12,7 @@ _EXPORTS = {
     "peak_signal_noise_ratio": "mmpc.metrics.functional.image",
     "structural_similarity": "mmpc.metrics.functional.image",
     "mean_squared_error": "mmpc.metrics.functional.image",
-    "prepare_image_pair": "mmpc.metrics.functional.image",
+    "prepare_image_pair": "mmpc.metrics.functional.image_io",
     "lpips": "mmpc.metrics.functional.perceptual",
     "clip_image_similarity": "mmpc.metrics.functional.perceptual",
     "recall_at_k": "mmpc.metrics.functional.ranking",

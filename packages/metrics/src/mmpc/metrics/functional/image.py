@@ -1,4 +1,4 @@
-"""Pixel image metrics (PSNR, SSIM, MSE) computed batched in torch, and the image-pair helper.
+"""Pixel image metrics (PSNR, SSIM, MSE) computed batched in torch.
 
 All metrics take float tensors ``(N, 3, H, W)`` with values in ``[0, 1]`` and return one value per
 item (``reduction="none"``) or their mean (``reduction="mean"``), as float64. They equal
@@ -14,20 +14,12 @@ computes in float64: float32 SSIM differs from it by ~1e-6.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torch import Tensor
 
-from mmpc.metrics.errors import ImageReadError
-
 Reduction = Literal["mean", "none"]
-ImageLike = Image.Image | str | os.PathLike[str]
 
 _PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 Precision = Literal["auto", "float64", "float32"]
@@ -353,101 +345,3 @@ def structural_similarity(
         A float64 scalar, or a float64 ``(N,)`` tensor.
     """
     return _reduce(_ssim_update(preds, target, data_range, win_size, precision), reduction)
-
-
-def _open_image(image: ImageLike) -> Image.Image:
-    """Return a fully decoded PIL image, raising ``ImageReadError`` naming a bad file."""
-    if isinstance(image, Image.Image):
-        return image
-    path = Path(image)
-    try:
-        with Image.open(path) as opened:
-            opened.load()  # decode now: a truncated file fails here, not later
-            return ImageOps.exif_transpose(opened)
-    except FileNotFoundError:
-        raise ImageReadError(f"image file {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise ImageReadError(f"cannot read image file {path}: {reason}") from None
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert a PIL image of any mode to 8-bit RGB.
-
-    - transparent modes (RGBA, LA, PA, RGBa, P or L with a transparency key) are composited on
-      **white**, the usual background of product photos;
-    - 16/32-bit grey (``I;16*``, ``I``) is scaled from ``[0, 65535]`` and float grey (``F``) from
-      ``[0, 1]`` to 8 bits (PIL's own ``convert`` would clip them at 255 / 1);
-    - everything else (L, 1, P, CMYK, YCbCr, LAB, HSV) uses PIL's ``convert("RGB")``.
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scaled = values if mode == "F" else values / 65535.0
-        grey = np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if mode in ("P", "L") and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.mode == "RGBA":
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def _to_tensor(image: Image.Image) -> Tensor:
-    array = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-
-
-def prepare_image_pair(generated: ImageLike, reference: ImageLike) -> tuple[Tensor, Tensor]:
-    """Turn a generated image and its reference into metric inputs.
-
-    Both are read (a path or a PIL image; EXIF orientation applied), converted to RGB with
-    :func:`to_rgb` (transparency composited on white), and the generated image is resized to the
-    reference's size with PIL's bilinear filter, as the protocol prescribes. Values are
-    ``uint8 / 255`` in ``[0, 1]``.
-
-    Args:
-        generated: the completed (generated) image.
-        reference: the original image; its size is kept.
-
-    Returns:
-        ``(preds, target)``, two float32 tensors of shape ``(1, 3, H_ref, W_ref)``.
-
-    Raises:
-        ImageReadError: a file is missing, truncated or not an image (the message names it).
-    """
-    ref = to_rgb(_open_image(reference))
-    gen = to_rgb(_open_image(generated))
-    if gen.size != ref.size:
-        gen = gen.resize(ref.size, resample=Image.Resampling.BILINEAR)
-    return _to_tensor(gen), _to_tensor(ref)
-
-
-def prepare_image_pairs(pairs: Sequence[tuple[ImageLike, ImageLike]]) -> tuple[Tensor, Tensor]:
-    """Stack many ``(generated, reference)`` pairs into one ``(N, 3, H, W)`` batch each.
-
-    Every reference must have the same size (generated images are resized to it). Pairs with
-    references of different sizes cannot share a tensor: score them one by one with
-    :func:`prepare_image_pair` (or group them by size), which gives the same per-item values.
-
-    Raises:
-        ValueError: the list is empty or a reference's size differs from the first one's.
-        ImageReadError: a file cannot be read (the message names it).
-    """
-    if not pairs:
-        raise ValueError("prepare_image_pairs needs at least one (generated, reference) pair")
-    preds, target = [], []
-    for index, (generated, reference) in enumerate(pairs):
-        p, t = prepare_image_pair(generated, reference)
-        if target and t.shape != target[0].shape:
-            raise ValueError(
-                f"pair {index}: reference is {t.shape[-1]}x{t.shape[-2]} px but pair 0's is "
-                f"{target[0].shape[-1]}x{target[0].shape[-2]} px; score different sizes per item"
-            )
-        preds.append(p)
-        target.append(t)
-    return torch.cat(preds), torch.cat(target)
