@@ -25,8 +25,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity, euclidean_distances
 
 from mmpc.metrics.backbones import minilm_path
-from mmpc.metrics.functional.bertscore import (
-    bert_score,
+from mmpc.metrics.functional.bertscore import bert_score
+from mmpc.metrics.functional.bertscore_backbone import (
     bert_score_package_model_type,
     load_backbone,
 )

@@ -13,9 +13,8 @@ from transformers import AutoModel, AutoTokenizer, RobertaTokenizer
 from mmpc.metrics import BERTScore, MissingWeightsError
 from mmpc.metrics.backbones import minilm_path
 from mmpc.metrics.functional import bert_score
-from mmpc.metrics.functional.bertscore import (
-    _encode,
-    bert_score_idf,
+from mmpc.metrics.functional.bertscore import _encode, bert_score_idf
+from mmpc.metrics.functional.bertscore_backbone import (
     bert_score_package_model_type,
     load_backbone,
 )

@@ -16,13 +16,11 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from mmpc.metrics.functional.bertscore import (
+from mmpc.metrics.functional.bertscore import OUTPUTS, _bert_score_compute, _bert_score_update
+from mmpc.metrics.functional.bertscore_backbone import (
     DEFAULT_MODEL,
-    OUTPUTS,
     BERTScoreBackbone,
     ModelFactory,
-    _bert_score_compute,
-    _bert_score_update,
     load_backbone,
 )
 
@@ -43,7 +41,7 @@ class BERTScore(Metric):
         model: A Hugging Face id (default ``"roberta-large"``, as the paper), a local folder
             (offline: ``mmpc.metrics.backbones.minilm_path()`` with
             ``num_layers=6``), a callable returning ``(model, tokenizer)`` or a loaded
-            :class:`~mmpc.metrics.functional.bertscore.BERTScoreBackbone`.
+            :class:`~mmpc.metrics.functional.bertscore_backbone.BERTScoreBackbone`.
         num_layers: Layer used (default: 17 for roberta-large, else the last layer).
         idf: ``False`` (default), ``True`` (idf over all references seen; the texts are kept until
             ``compute``, single process only) or a precomputed ``{token_id: idf}`` mapping.
