@@ -101,6 +101,10 @@ def test_st_lpips_matches_the_package_on_photos(photo_batch) -> None:
     assert_close(metric.compute(), expected.double(), rtol=1e-5, atol=1e-6)
     assert metric.label == "ST-LPIPS"
     assert expected.min() > 0.0 and len(set(expected.tolist())) == 4
+    # ... while its convolutions run channels-last (the faster CPU layout, backbones._for_cpu_convs)
+    convs = [m for m in metric.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not reference.net.slice1[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_alex_lpips_with_local_backbone_matches_the_package(

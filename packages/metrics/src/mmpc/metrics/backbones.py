@@ -128,7 +128,19 @@ def _alexnet_lpips(backbone_path: str | os.PathLike[str] | None) -> nn.Module:
                         f"(no {key})"
                     )
                 getattr(conv, kind).copy_(state[key])
-    return model.eval()
+    return _for_cpu_convs(model.eval())
+
+
+def _for_cpu_convs(model: nn.Module) -> nn.Module:
+    """``model`` with its conv weights in channels-last layout (in place).
+
+    The convolutions then run in oneDNN's NHWC kernels, whatever the inputs' layout. Measured on
+    the idle 2-core CPU box, 2026-12-06: ST-LPIPS (``lpips()``, which also passes channels-last
+    inputs) on 32 pairs of 256 px 6.9 → 4.6 s (3 runs side by side), values within 1e-8; the
+    trunk on 64 covers of 128 px 1.96 → 1.46 s, raw activations within 2e-5. Layout only: the parameters, the state
+    dict and what the outputs mean are unchanged.
+    """
+    return model.to(memory_format=torch.channels_last)
 
 
 def stlpips_weights_path() -> Path:
@@ -156,7 +168,7 @@ def _st_lpips() -> nn.Module:
     state = load_state_dict(path)
     _check_covers(model, state, "ST-LPIPS", path)
     model.load_state_dict(state, strict=False)  # the file omits the `lins.*` aliases
-    return model.eval()
+    return _for_cpu_convs(model.eval())
 
 
 class STLPIPSTrunk(nn.Module):

@@ -52,9 +52,13 @@ def _lpips_update(
         return torch.full((n,), float("nan"), dtype=preds.dtype, device=preds.device)
     # LPIPS networks expect RGB in [-1, 1]. On CPU one pair per forward measured faster than
     # whole batches (fresh activation memory per batch dominates); accelerators take chunks.
-    size = _chunk(preds)
+    # Channels-last inputs meet the loaders' channels-last convolutions (backbones._for_cpu_convs).
+    size, nhwc = _chunk(preds), torch.channels_last
     distances = [
-        net(2.0 * p - 1.0, 2.0 * t - 1.0).reshape(len(p))  # (n,)
+        net(
+            (2.0 * p - 1.0).contiguous(memory_format=nhwc),
+            (2.0 * t - 1.0).contiguous(memory_format=nhwc),
+        ).reshape(len(p))  # (n,)
         for p, t in zip(preds.split(size), target.split(size), strict=True)
     ]
     return torch.cat(distances)  # (N,)
