@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from tests._fixtures.tiny_llama import build_tiny_llama, write_short_template
@@ -30,3 +33,17 @@ def items() -> list[dict[str, object]]:
 def short_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short t2i template (few tokens), so the tiny-model tests stay fast on two cores."""
     return write_short_template(tmp_path_factory.mktemp("template") / "t2i_short.yaml")
+
+
+@pytest.fixture(scope="session")
+def grpo_benchmark() -> Callable[[str], ModuleType]:
+    """Import a script of ``benchmarks/grpo/`` by its file name (the folder is not a package)."""
+    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "grpo"
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), folder / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

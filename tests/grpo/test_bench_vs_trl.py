@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "grpo" / "bench_vs_trl.py"
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_vs_trl", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_first_step_loss_kl_and_grad_match_trl(
-    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_llama: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    grpo_benchmark: Callable[[str], ModuleType],
 ) -> None:
-    bench = _bench()
+    bench = grpo_benchmark("bench_vs_trl.py")
     args = bench.parse_args(
         [
             *("--model", str(tiny_llama), "--lora-r", "4", "--lora-alpha", "8"),

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "grpo" / "i2t_headroom.py"
-
 
 @pytest.fixture(scope="module")
-def headroom() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("i2t_headroom", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def headroom(grpo_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return grpo_benchmark("i2t_headroom.py")
 
 
 def test_conditional_picks_the_reward_best_policy_per_key_on_the_fitting_items(
