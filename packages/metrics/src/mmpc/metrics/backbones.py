@@ -137,8 +137,8 @@ def _for_cpu_convs(model: nn.Module) -> nn.Module:
     The convolutions then run in oneDNN's NHWC kernels, whatever the inputs' layout. Measured on
     the idle 2-core CPU box, 2026-12-06: ST-LPIPS (``lpips()``, which also passes channels-last
     inputs) on 32 pairs of 256 px 6.9 → 4.6 s (3 runs side by side), values within 1e-8; the
-    trunk on 64 covers of 128 px 1.96 → 1.46 s, raw activations within 2e-5. Layout only: the parameters, the state
-    dict and what the outputs mean are unchanged.
+    trunk on 64 covers of 128 px 1.96 → 1.46 s, raw activations within 2e-5. Layout only: the
+    parameters, the state dict and what the outputs mean are unchanged.
     """
     return model.to(memory_format=torch.channels_last)
 
